@@ -1,0 +1,11 @@
+from django.conf import settings
+from django.contrib import admin
+from django.urls import include, path
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("", include("subscriptions.urls")),
+]
+
+if settings.DEBUG:
+    urlpatterns.append(path("dev/outbox/", include("newsroom.dev_outbox")))

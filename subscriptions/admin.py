@@ -1,0 +1,397 @@
+"""The editors' admin. Status changes go through services (actions), never through
+editable status fields, so every change lands in the event log."""
+
+import csv
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+
+from subscriptions import selectors, services
+from subscriptions.models import (
+    ConsentRecord,
+    Newsletter,
+    OutboundEmail,
+    Subscriber,
+    Subscription,
+    SubscriptionEvent,
+)
+from subscriptions.validation import normalize_email
+
+
+def _actor(request: HttpRequest) -> str:
+    return f"admin:{request.user.get_username()}"
+
+
+@admin.register(Newsletter)
+class NewsletterAdmin(admin.ModelAdmin):
+    list_display = [
+        "name",
+        "host_line",
+        "cadence",
+        "is_public",
+        "double_opt_in",
+        "position",
+        "active_count",
+        "pending_count",
+        "unsubscribed_count",
+        "bounced_count",
+        "complained_count",
+    ]
+    list_editable = ["position"]
+    prepopulated_fields = {"slug": ["name"]}
+    search_fields = ["name", "slug", "host_line"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Newsletter]:
+        return selectors.newsletters_with_status_counts()
+
+    @admin.display(description="Active", ordering="active_count")
+    def active_count(self, obj: Newsletter) -> int:
+        return obj.active_count
+
+    @admin.display(description="Pending", ordering="pending_count")
+    def pending_count(self, obj: Newsletter) -> int:
+        return obj.pending_count
+
+    @admin.display(description="Unsubscribed", ordering="unsubscribed_count")
+    def unsubscribed_count(self, obj: Newsletter) -> int:
+        return obj.unsubscribed_count
+
+    @admin.display(description="Bounced", ordering="bounced_count")
+    def bounced_count(self, obj: Newsletter) -> int:
+        return obj.bounced_count
+
+    @admin.display(description="Complained", ordering="complained_count")
+    def complained_count(self, obj: Newsletter) -> int:
+        return obj.complained_count
+
+
+class SubscriptionInline(admin.TabularInline):
+    model = Subscription
+    fields = ["newsletter", "status", "source", "created_at", "confirmed_at", "unsubscribed_at"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+class SubscriptionEventInline(admin.TabularInline):
+    """The event log of one subscription, newest first."""
+
+    model = SubscriptionEvent
+    fields = ["at", "kind", "from_status", "to_status", "actor", "detail"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+class ConsentRecordInline(admin.TabularInline):
+    model = ConsentRecord
+    fields = ["at", "kind", "ip_address", "user_agent", "page_url", "consent_text"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+class NewsletterFilter(admin.SimpleListFilter):
+    title = "newsletter"
+    parameter_name = "newsletter"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list:
+        return [(n.pk, n.name) for n in Newsletter.objects.all()]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value():
+            return queryset.filter(subscriptions__newsletter_id=self.value()).distinct()
+        return queryset
+
+
+class StatusFilter(admin.SimpleListFilter):
+    title = "subscription status"
+    parameter_name = "status"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list:
+        return Subscription.Status.choices
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if not self.value():
+            return queryset
+        newsletter = request.GET.get("newsletter")
+        subscriptions = Subscription.objects.filter(status=self.value())
+        if newsletter:
+            # Both filters apply to the same subscription, not to any two of them.
+            subscriptions = subscriptions.filter(newsletter_id=newsletter)
+        return queryset.filter(pk__in=subscriptions.values("subscriber_id"))
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+def subscriber_csv_response(subscribers: QuerySet[Subscriber]) -> StreamingHttpResponse:
+    """Stream one row per subscription, with its consent record."""
+    writer = csv.writer(_Echo())
+    rows = (
+        Subscription.objects.filter(subscriber__in=subscribers)
+        .select_related("subscriber", "newsletter")
+        .order_by("subscriber_id", "newsletter__position")
+    )
+
+    def lines():
+        yield writer.writerow(
+            [
+                "email",
+                "newsletter",
+                "status",
+                "source",
+                "signed_up_at",
+                "confirmed_at",
+                "unsubscribed_at",
+            ]
+        )
+        for s in rows.iterator(chunk_size=2000):
+            yield writer.writerow(
+                [
+                    _csv_safe(s.subscriber.email),
+                    s.newsletter.slug,
+                    s.status,
+                    s.source,
+                    s.created_at.isoformat(),
+                    s.confirmed_at.isoformat() if s.confirmed_at else "",
+                    s.unsubscribed_at.isoformat() if s.unsubscribed_at else "",
+                ]
+            )
+
+    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = 'attachment; filename="subscribers.csv"'
+    return response
+
+
+def _csv_safe(value: str) -> str:
+    # A cell starting with = + - @ is run as a formula by spreadsheet apps (CSV injection).
+    return f"'{value}" if value[:1] in ("=", "+", "-", "@") else value
+
+
+@admin.register(Subscriber)
+class SubscriberAdmin(admin.ModelAdmin):
+    list_display = ["email", "created_at"]
+    search_fields = ["email"]
+    list_filter = [NewsletterFilter, StatusFilter]
+    readonly_fields = ["email", "created_at", "event_log"]
+    inlines = [SubscriptionInline]
+    actions = ["resend_confirmation", "unsubscribe_from_all", "export_csv"]
+    ordering = ["-created_at"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        # Editors add people through "Add subscription", which records consent.
+        return False
+
+    @admin.display(description="Event log")
+    def event_log(self, obj: Subscriber) -> str:
+        events = (
+            SubscriptionEvent.objects.filter(subscription__subscriber=obj)
+            .select_related("subscription__newsletter")
+            .order_by("-at", "-pk")[:200]
+        )
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{} → {}</td><td>{}</td></tr>",
+            (
+                (
+                    e.at.strftime("%Y-%m-%d %H:%M:%S"),
+                    e.subscription.newsletter.name,
+                    e.get_kind_display(),
+                    e.from_status or "—",
+                    e.to_status,
+                    e.actor,
+                )
+                for e in events
+            ),
+        )
+        return format_html(
+            "<table><thead><tr><th>When</th><th>Newsletter</th><th>Event</th><th>Status</th>"
+            "<th>By</th></tr></thead><tbody>{}</tbody></table>",
+            rows,
+        )
+
+    @admin.action(description="Resend confirmation email (pending subscriptions)")
+    def resend_confirmation(self, request: HttpRequest, queryset: QuerySet[Subscriber]) -> None:
+        sent = capped = 0
+        for subscriber in queryset:
+            pending = list(
+                subscriber.subscriptions.filter(status=Subscription.Status.PENDING).values_list(
+                    "pk", flat=True
+                )
+            )
+            if not pending:
+                continue
+            queued = services.resend_confirmation(subscription_ids=pending, actor=_actor(request))
+            sent, capped = (sent + 1, capped) if queued else (sent, capped + 1)
+        self.message_user(request, f"Queued {sent} confirmation email(s).", messages.SUCCESS)
+        if capped:
+            self.message_user(
+                request,
+                f"{capped} not sent: the per-address cap on confirmation emails was reached.",
+                messages.WARNING,
+            )
+
+    @admin.action(description="Unsubscribe from all newsletters")
+    def unsubscribe_from_all(self, request: HttpRequest, queryset: QuerySet[Subscriber]) -> None:
+        changed = 0
+        ids = Subscription.objects.filter(subscriber__in=queryset).values_list("pk", flat=True)
+        for subscription_id in ids:
+            changed += services.unsubscribe(
+                subscription_id=subscription_id, actor=_actor(request), via="admin"
+            )
+        self.message_user(request, f"Unsubscribed {changed} subscription(s).", messages.SUCCESS)
+
+    @admin.action(description="Export selected as CSV")
+    def export_csv(self, request: HttpRequest, queryset: QuerySet[Subscriber]) -> HttpResponse:
+        return subscriber_csv_response(queryset)
+
+
+class EditorAddForm(forms.Form):
+    email = forms.CharField(max_length=254)
+    newsletters = forms.ModelMultipleChoiceField(
+        queryset=Newsletter.objects.all(), widget=forms.CheckboxSelectMultiple
+    )
+    status = forms.ChoiceField(
+        choices=[
+            (Subscription.Status.PENDING, "Pending: send a confirmation email"),
+            (Subscription.Status.ACTIVE, "Active: consent was already given elsewhere"),
+        ],
+        initial=Subscription.Status.PENDING,
+        widget=forms.RadioSelect,
+    )
+    consent_basis = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Required for active: where and how this person agreed "
+        '(e.g. "signed up on paper at the 2026 book fair").',
+    )
+
+    def clean_email(self) -> str:
+        return normalize_email(self.cleaned_data["email"])
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if (
+            data.get("status") == Subscription.Status.ACTIVE
+            and not data.get("consent_basis", "").strip()
+        ):
+            self.add_error("consent_basis", "Say how this person consented.")
+        data["consent_basis"] = data.get("consent_basis", "").strip() or "Added by an editor"
+        return data
+
+
+@admin.register(Subscription)
+class SubscriptionAdmin(admin.ModelAdmin):
+    list_display = ["subscriber", "newsletter", "status", "source", "created_at", "confirmed_at"]
+    list_filter = ["newsletter", "status", "source"]
+    search_fields = ["subscriber__email"]
+    list_select_related = ["subscriber", "newsletter"]
+    readonly_fields = [
+        "subscriber",
+        "newsletter",
+        "status",
+        "source",
+        "created_at",
+        "pending_since",
+        "confirmed_at",
+        "unsubscribed_at",
+        "bounced_at",
+        "complained_at",
+    ]
+    inlines = [ConsentRecordInline, SubscriptionEventInline]
+    actions = ["unsubscribe"]
+
+    def add_view(
+        self, request: HttpRequest, form_url: str = "", extra_context: dict | None = None
+    ) -> HttpResponse:
+        """Add an address to newsletters through the service, so consent is recorded."""
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = EditorAddForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            services.add_by_editor(
+                email=data["email"],
+                newsletters=list(data["newsletters"]),
+                actor=_actor(request),
+                consent_basis=data["consent_basis"],
+                activate=data["status"] == Subscription.Status.ACTIVE,
+            )
+            self.message_user(request, f"Added {data['email']}.", messages.SUCCESS)
+            return HttpResponseRedirect(reverse("admin:subscriptions_subscription_changelist"))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Add subscription",
+            "form": form,
+            "opts": self.model._meta,
+            **(extra_context or {}),
+        }
+        return TemplateResponse(request, "admin/subscriptions/add_subscription.html", context)
+
+    @admin.action(description="Unsubscribe")
+    def unsubscribe(self, request: HttpRequest, queryset: QuerySet[Subscription]) -> None:
+        changed = sum(
+            services.unsubscribe(subscription_id=pk, actor=_actor(request), via="admin")
+            for pk in queryset.values_list("pk", flat=True)
+        )
+        self.message_user(request, f"Unsubscribed {changed} subscription(s).", messages.SUCCESS)
+
+
+@admin.register(SubscriptionEvent)
+class SubscriptionEventAdmin(admin.ModelAdmin):
+    list_display = ["at", "subscription", "kind", "from_status", "to_status", "actor"]
+    list_filter = ["kind"]
+    search_fields = ["subscription__subscriber__email", "actor"]
+    list_select_related = ["subscription__subscriber", "subscription__newsletter"]
+    date_hierarchy = "at"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(OutboundEmail)
+class OutboundEmailAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "kind", "to_email", "status", "attempts", "sent_at"]
+    list_filter = ["status", "kind"]
+    search_fields = ["to_email", "esp_message_id"]
+    readonly_fields = [
+        "kind",
+        "status",
+        "to_email",
+        "subscriber",
+        "attempts",
+        "last_error",
+        "esp_message_id",
+        "created_at",
+        "claimed_at",
+        "sent_at",
+    ]
+    exclude = ["subscriptions"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False

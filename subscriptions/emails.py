@@ -1,0 +1,121 @@
+"""Building messages from outbox rows: subject, plain text, HTML, headers, metadata.
+
+Rendering happens in the worker, not the request, and links are made absolute from
+SITE_URL because there is no request to build them from.
+"""
+
+from urllib.parse import urlsplit
+
+from anymail.message import AnymailMessage
+from django.conf import settings
+from django.template.loader import render_to_string
+from django.urls import reverse
+
+from subscriptions.models import OutboundEmail, Subscription
+from subscriptions.tokens import confirmation_token, preferences_token, unsubscribe_token
+
+
+def absolute_url(path: str) -> str:
+    return f"{settings.SITE_URL}{path}"
+
+
+def unsubscribe_url(subscription: Subscription) -> str:
+    token = unsubscribe_token.make_token(subscription.pk)
+    return absolute_url(reverse("subscriptions:unsubscribe", args=[token]))
+
+
+def preferences_url(subscriber_id: int) -> str:
+    token = preferences_token.make_token(subscriber_id)
+    return absolute_url(reverse("subscriptions:preferences", args=[token]))
+
+
+def list_id(subscription: Subscription) -> str:
+    """RFC 2919 List-Id: a label and a unique id under a domain the sender controls."""
+    domain = urlsplit(settings.SITE_URL).hostname or "localhost"
+    name = subscription.newsletter.name.replace('"', "'")
+    return f'"{name}" <{subscription.newsletter.slug}.{domain}>'
+
+
+def build_message(outbound: OutboundEmail) -> AnymailMessage:
+    subscriptions = list(
+        outbound.subscriptions.select_related("newsletter").order_by("newsletter__position")
+    )
+    if outbound.kind == OutboundEmail.Kind.CONFIRMATION:
+        return _confirmation_message(outbound, subscriptions)
+    if outbound.kind == OutboundEmail.Kind.WELCOME:
+        return _welcome_message(outbound, subscriptions[0])
+    raise ValueError(f"unknown outbound email kind {outbound.kind!r}")
+
+
+def _confirmation_message(
+    outbound: OutboundEmail, subscriptions: list[Subscription]
+) -> AnymailMessage:
+    token = confirmation_token.make_token([s.pk for s in subscriptions])
+    context = {
+        "site_name": settings.SITE_NAME,
+        "newsletters": [s.newsletter for s in subscriptions],
+        "confirm_url": absolute_url(reverse("subscriptions:confirm", args=[token])),
+        "max_age_days": settings.CONFIRMATION_TOKEN_MAX_AGE_DAYS,
+    }
+    # Transactional mail: no List-Unsubscribe, the reader has not subscribed yet.
+    return _message(
+        outbound,
+        template="confirmation",
+        context=context,
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        headers={},
+        subscription_ids=[s.pk for s in subscriptions],
+    )
+
+
+def _welcome_message(outbound: OutboundEmail, subscription: Subscription) -> AnymailMessage:
+    unsubscribe = unsubscribe_url(subscription)
+    context = {
+        "site_name": settings.SITE_NAME,
+        "newsletter": subscription.newsletter,
+        "unsubscribe_url": unsubscribe,
+        "preferences_url": preferences_url(subscription.subscriber_id),
+    }
+    headers = {
+        "List-Id": list_id(subscription),
+        "List-Unsubscribe": f"<{unsubscribe}>",
+        # RFC 8058: the ESP or mailbox provider POSTs this body to the URL above.
+        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+    }
+    return _message(
+        outbound,
+        template="welcome",
+        context=context,
+        from_email=settings.NEWSLETTER_FROM_EMAIL,
+        headers=headers,
+        subscription_ids=[subscription.pk],
+    )
+
+
+def _message(
+    outbound: OutboundEmail,
+    *,
+    template: str,
+    context: dict,
+    from_email: str,
+    headers: dict[str, str],
+    subscription_ids: list[int],
+) -> AnymailMessage:
+    subject = " ".join(render_to_string(f"emails/{template}_subject.txt", context).split())
+    message = AnymailMessage(
+        subject=subject,
+        body=render_to_string(f"emails/{template}.txt", context),
+        from_email=from_email,
+        to=[outbound.to_email],
+        headers=headers,
+    )
+    message.attach_alternative(render_to_string(f"emails/{template}.html", context), "text/html")
+    # Tracking events from the ESP carry these back, so they map to our rows.
+    message.metadata = {
+        "message_type": outbound.kind,
+        "outbound_email_id": str(outbound.pk),
+        "subscriber_id": str(outbound.subscriber_id),
+        "subscription_ids": ",".join(str(pk) for pk in subscription_ids),
+    }
+    message.tags = [outbound.kind]
+    return message

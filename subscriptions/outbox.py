@@ -1,0 +1,117 @@
+"""The email outbox: queue a row with the state change, claim it to send, record the
+outcome. A row moves queued → sending → sent, or → failed after a permanent error or
+too many attempts; a redelivered or duplicated task finds it claimed or sent and does
+nothing.
+"""
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from functools import partial
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from subscriptions.models import OutboundEmail, Subscriber, Subscription
+
+logger = logging.getLogger(__name__)
+Status = OutboundEmail.Status
+
+
+def queue_email(
+    *,
+    kind: str,
+    subscriber: Subscriber,
+    subscriptions: Sequence[Subscription],
+    now: datetime,
+) -> OutboundEmail:
+    """Write an outbox row and enqueue its task once the transaction commits."""
+    outbound = OutboundEmail.objects.create(
+        kind=kind, to_email=subscriber.email, subscriber=subscriber, created_at=now
+    )
+    outbound.subscriptions.add(*subscriptions)
+    transaction.on_commit(partial(enqueue, outbound.pk), robust=True)
+    return outbound
+
+
+def enqueue(outbound_email_id: int) -> None:
+    """Hand a row to Celery. If the broker is down the row stays queued and the
+    sweeper enqueues it later, so the caller's request still succeeds."""
+    from subscriptions.tasks import send_outbound_email
+
+    try:
+        send_outbound_email.delay(outbound_email_id)
+    except Exception:  # noqa: BLE001 - any broker failure; the sweeper is the safety net
+        logger.warning(
+            "could not enqueue outbound email %s; the sweeper will retry",
+            outbound_email_id,
+            exc_info=True,
+        )
+
+
+def claim(outbound_email_id: int, *, now: datetime | None = None) -> OutboundEmail | None:
+    """Mark a row as being sent and return it, or None if there is nothing to do.
+
+    A row another worker claimed recently is left alone; one claimed longer ago than
+    OUTBOX_STALE_AFTER_SECONDS belongs to a worker that died, and is taken over.
+    """
+    now = now or timezone.now()
+    stale_before = now - timedelta(seconds=settings.OUTBOX_STALE_AFTER_SECONDS)
+    with transaction.atomic():
+        outbound = (
+            OutboundEmail.objects.select_for_update()
+            .select_related("subscriber")
+            .filter(pk=outbound_email_id)
+            .first()
+        )
+        if outbound is None or outbound.status in (Status.SENT, Status.FAILED):
+            return None
+        if outbound.status == Status.SENDING and outbound.claimed_at > stale_before:
+            return None
+        outbound.status = Status.SENDING
+        outbound.claimed_at = now
+        outbound.attempts += 1
+        outbound.save(update_fields=["status", "claimed_at", "attempts"])
+    return outbound
+
+
+def mark_sent(outbound: OutboundEmail, *, esp_message_id: str = "") -> None:
+    OutboundEmail.objects.filter(pk=outbound.pk, status=Status.SENDING).update(
+        status=Status.SENT,
+        sent_at=timezone.now(),
+        esp_message_id=esp_message_id[:255],
+        last_error="",
+    )
+
+
+def mark_failed(outbound: OutboundEmail, *, error: str) -> None:
+    OutboundEmail.objects.filter(pk=outbound.pk, status=Status.SENDING).update(
+        status=Status.FAILED, last_error=error[:2000]
+    )
+
+
+def release_for_retry(outbound: OutboundEmail, *, error: str) -> None:
+    """Put a row back in the queue after a transient error; the task retries it."""
+    OutboundEmail.objects.filter(pk=outbound.pk, status=Status.SENDING).update(
+        status=Status.QUEUED, last_error=error[:2000]
+    )
+
+
+def requeue_stale(*, now: datetime | None = None) -> int:
+    """Enqueue rows left queued (broker was down) or sending (worker died) too long."""
+    now = now or timezone.now()
+    stale_before = now - timedelta(seconds=settings.OUTBOX_STALE_AFTER_SECONDS)
+    stale_ids = list(
+        OutboundEmail.objects.filter(
+            Q(status=Status.QUEUED, created_at__lt=stale_before, claimed_at__isnull=True)
+            | Q(status=Status.QUEUED, claimed_at__lt=stale_before)
+            | Q(status=Status.SENDING, claimed_at__lt=stale_before)
+        ).values_list("pk", flat=True)[:1000]
+    )
+    for outbound_email_id in stale_ids:
+        enqueue(outbound_email_id)
+    if stale_ids:
+        logger.info("re-enqueued %d stale outbound emails", len(stale_ids))
+    return len(stale_ids)

@@ -1,0 +1,456 @@
+"""Every state change of a subscription: sign up, confirm, unsubscribe, preferences.
+
+Each service is one transaction that starts by locking the subscriber's row. That lock
+is the rule that makes concurrent requests for one address safe: they queue behind
+each other, so fifty simultaneous sign-ups still create one subscriber, one
+subscription per newsletter and at most one confirmation email. Each service writes the
+event log and, for every email it calls for, an outbox row whose task is enqueued only
+after commit.
+"""
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Count, Max, Q, Value
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+from subscriptions import outbox
+from subscriptions.models import (
+    ConsentRecord,
+    Newsletter,
+    OutboundEmail,
+    Subscriber,
+    Subscription,
+    SubscriptionEvent,
+)
+from subscriptions.tokens import ConfirmationClaim
+from subscriptions.validation import normalize_email
+
+Status = Subscription.Status
+Event = SubscriptionEvent.Kind
+
+# Shown under every sign-up form (through the `site` context processor) and stored with
+# each sign-up as the text the reader agreed to.
+DEFAULT_CONSENT_TEXT = (
+    "We'll email you a link to confirm first. You can unsubscribe at any time with one "
+    "click from any email."
+)
+
+
+@dataclass(frozen=True)
+class ConsentContext:
+    """What the reader saw and where they were; recorded as proof of consent."""
+
+    ip_address: str | None = None
+    user_agent: str = ""
+    page_url: str = ""
+    consent_text: str = DEFAULT_CONSENT_TEXT
+
+
+@dataclass
+class SignupResult:
+    subscriber_id: int
+    pending_ids: list[int] = field(default_factory=list)
+    activated_ids: list[int] = field(default_factory=list)
+    confirmation_email_id: int | None = None
+
+
+@dataclass
+class ConfirmResult:
+    confirmed: list[Subscription] = field(default_factory=list)
+    already_active: list[Subscription] = field(default_factory=list)
+    stale: list[Subscription] = field(default_factory=list)
+
+
+def subscribe(
+    *,
+    email: str,
+    newsletters: Sequence[Newsletter],
+    source: str,
+    consent: ConsentContext,
+    actor: str = "reader",
+) -> SignupResult:
+    """Sign an address up to newsletters; the caller answers the same whatever happened.
+
+    Never downgrades an active subscription. A pending one gets a fresh confirmation
+    email unless the per-address cap says no.
+    """
+    address = normalize_email(email)
+    now = timezone.now()
+    with transaction.atomic():
+        subscriber = _lock_or_create_subscriber(address)
+        existing = {
+            s.newsletter_id: s
+            for s in Subscription.objects.filter(subscriber=subscriber, newsletter__in=newsletters)
+        }
+        result = SignupResult(subscriber_id=subscriber.pk)
+        to_confirm: list[Subscription] = []
+        for newsletter in newsletters:
+            subscription = existing.get(newsletter.pk)
+            if subscription is not None and subscription.status == Status.ACTIVE:
+                continue
+            subscription = _start_subscription(
+                subscriber, newsletter, subscription, source=source, actor=actor, now=now
+            )
+            _record_consent(subscription, ConsentRecord.Kind.SIGNUP, consent, now)
+            if subscription.status == Status.PENDING:
+                to_confirm.append(subscription)
+                result.pending_ids.append(subscription.pk)
+            else:
+                result.activated_ids.append(subscription.pk)
+                _queue_welcome_email(subscription, now=now)
+        if to_confirm:
+            result.confirmation_email_id = _queue_confirmation_email(
+                subscriber, to_confirm, actor=actor, now=now
+            )
+    return result
+
+
+def add_by_editor(
+    *,
+    email: str,
+    newsletters: Sequence[Newsletter],
+    actor: str,
+    consent_basis: str,
+    activate: bool,
+) -> SignupResult:
+    """An editor adds an address. Pending sends the usual confirmation email; active
+    skips it and records the editor's stated consent basis as the proof."""
+    consent = ConsentContext(consent_text=consent_basis)
+    if not activate:
+        return subscribe(
+            email=email,
+            newsletters=newsletters,
+            source=Subscription.Source.ADMIN,
+            consent=consent,
+            actor=actor,
+        )
+    address = normalize_email(email)
+    now = timezone.now()
+    with transaction.atomic():
+        subscriber = _lock_or_create_subscriber(address)
+        existing = {
+            s.newsletter_id: s
+            for s in Subscription.objects.filter(subscriber=subscriber, newsletter__in=newsletters)
+        }
+        result = SignupResult(subscriber_id=subscriber.pk)
+        for newsletter in newsletters:
+            subscription = existing.get(newsletter.pk)
+            if subscription is not None and subscription.status == Status.ACTIVE:
+                continue
+            subscription = _start_subscription(
+                subscriber,
+                newsletter,
+                subscription,
+                source=Subscription.Source.ADMIN,
+                actor=actor,
+                now=now,
+                verified=True,
+            )
+            _record_consent(subscription, ConsentRecord.Kind.ADMIN, consent, now)
+            result.activated_ids.append(subscription.pk)
+    return result
+
+
+def confirm_subscriptions(*, claim: ConfirmationClaim, consent: ConsentContext) -> ConfirmResult:
+    """Confirm what a confirmation link names. Confirming twice is harmless.
+
+    A subscription confirms only if it is still pending since before the link was
+    issued, so an old link cannot resurrect a subscription the reader ended.
+    """
+    now = timezone.now()
+    result = ConfirmResult()
+    with transaction.atomic():
+        subscriber_ids = set(
+            Subscription.objects.filter(pk__in=claim.subscription_ids).values_list(
+                "subscriber_id", flat=True
+            )
+        )
+        _lock_subscribers(subscriber_ids)
+        subscriptions = Subscription.objects.select_related("newsletter", "subscriber").filter(
+            pk__in=claim.subscription_ids
+        )
+        for subscription in subscriptions:
+            if subscription.status == Status.ACTIVE:
+                result.already_active.append(subscription)
+            elif subscription.status == Status.PENDING and _issued_after_pending(
+                claim.issued_at, subscription.pending_since
+            ):
+                _change_status(subscription, Status.ACTIVE, Event.CONFIRMED, "reader", now)
+                _record_consent(subscription, ConsentRecord.Kind.CONFIRMATION, consent, now)
+                _queue_welcome_email(subscription, now=now)
+                result.confirmed.append(subscription)
+            else:
+                result.stale.append(subscription)
+    return result
+
+
+def resend_confirmation(*, subscription_ids: Iterable[int], actor: str) -> int | None:
+    """Queue a new confirmation email for those of the subscriptions still pending.
+
+    Returns the outbox id, or None when nothing is pending or the cap said no.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        subscriber_ids = set(
+            Subscription.objects.filter(pk__in=list(subscription_ids)).values_list(
+                "subscriber_id", flat=True
+            )
+        )
+        _lock_subscribers(subscriber_ids)
+        pending = list(
+            Subscription.objects.select_related("subscriber").filter(
+                pk__in=list(subscription_ids), status=Status.PENDING
+            )
+        )
+        if not pending or len(subscriber_ids) != 1:
+            return None
+        return _queue_confirmation_email(pending[0].subscriber, pending, actor=actor, now=now)
+
+
+def unsubscribe(*, subscription_id: int, actor: str, via: str) -> bool:
+    """End a subscription; returns whether anything changed (a repeat changes nothing).
+
+    Bounced and complained subscriptions keep their stronger status.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        subscriber_id = (
+            Subscription.objects.filter(pk=subscription_id)
+            .values_list("subscriber_id", flat=True)
+            .first()
+        )
+        if subscriber_id is None:
+            return False
+        _lock_subscribers({subscriber_id})
+        subscription = Subscription.objects.get(pk=subscription_id)
+        if subscription.status not in (Status.ACTIVE, Status.PENDING):
+            return False
+        _change_status(
+            subscription, Status.UNSUBSCRIBED, Event.UNSUBSCRIBED, actor, now, detail={"via": via}
+        )
+        return True
+
+
+def update_preferences(
+    *,
+    subscriber_id: int,
+    wanted_newsletter_ids: set[int],
+    offered_newsletters: Sequence[Newsletter],
+    consent: ConsentContext,
+) -> None:
+    """Apply the preferences page: start what is ticked, end what is not.
+
+    The page is reached through a link mailed to the address, so ticking a newsletter
+    there needs no further confirmation email.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        (subscriber,) = _lock_subscribers({subscriber_id})
+        existing = {s.newsletter_id: s for s in Subscription.objects.filter(subscriber=subscriber)}
+        for newsletter in offered_newsletters:
+            subscription = existing.get(newsletter.pk)
+            wanted = newsletter.pk in wanted_newsletter_ids
+            is_on = subscription is not None and subscription.status in (
+                Status.ACTIVE,
+                Status.PENDING,
+            )
+            if wanted and (subscription is None or subscription.status != Status.ACTIVE):
+                subscription = _start_subscription(
+                    subscriber,
+                    newsletter,
+                    subscription,
+                    source=Subscription.Source.PREFERENCES,
+                    actor="reader",
+                    now=now,
+                    verified=True,
+                )
+                _record_consent(subscription, ConsentRecord.Kind.SIGNUP, consent, now)
+                _queue_welcome_email(subscription, now=now)
+            elif not wanted and is_on:
+                _change_status(
+                    subscription,
+                    Status.UNSUBSCRIBED,
+                    Event.UNSUBSCRIBED,
+                    "reader",
+                    now,
+                    detail={"via": "preferences"},
+                )
+
+
+# --- internals ---------------------------------------------------------------------------
+
+
+def _lock_or_create_subscriber(address: str) -> Subscriber:
+    """Return the subscriber for this address, row-locked until the transaction ends."""
+    query = Subscriber.objects.select_for_update().alias(email_ci=Lower("email"))
+    match = Q(email_ci=Lower(Value(address)))
+    subscriber = query.filter(match).first()
+    if subscriber is not None:
+        return subscriber
+    try:
+        # The savepoint lets a lost insert race fall back to the winner's row.
+        with transaction.atomic():
+            return Subscriber.objects.create(email=address)
+    except IntegrityError:
+        return query.get(match)
+
+
+def _lock_subscribers(subscriber_ids: set[int]) -> list[Subscriber]:
+    # Ordered, so two services locking the same rows can never deadlock.
+    return list(Subscriber.objects.select_for_update().filter(pk__in=subscriber_ids).order_by("pk"))
+
+
+def _start_subscription(
+    subscriber: Subscriber,
+    newsletter: Newsletter,
+    subscription: Subscription | None,
+    *,
+    source: str,
+    actor: str,
+    now: datetime,
+    verified: bool = False,
+) -> Subscription:
+    needs_confirmation = newsletter.double_opt_in and not verified
+    target = Status.PENDING if needs_confirmation else Status.ACTIVE
+    if subscription is None:
+        subscription = Subscription.objects.create(
+            subscriber=subscriber,
+            newsletter=newsletter,
+            status=target,
+            source=source,
+            pending_since=now if target == Status.PENDING else None,
+            confirmed_at=now if target == Status.ACTIVE else None,
+        )
+        kind = Event.SUBSCRIBED if target == Status.PENDING else Event.ACTIVATED
+        _log(subscription, kind, "", target, actor, now, {"source": source})
+        return subscription
+    if subscription.status == Status.PENDING and target == Status.PENDING:
+        _log(subscription, Event.RESUBMITTED, Status.PENDING, Status.PENDING, actor, now)
+        return subscription
+    subscription.source = source
+    kind = Event.SUBSCRIBED if target == Status.PENDING else Event.ACTIVATED
+    _change_status(subscription, target, kind, actor, now, detail={"source": source})
+    return subscription
+
+
+def _change_status(
+    subscription: Subscription,
+    target: str,
+    kind: str,
+    actor: str,
+    now: datetime,
+    detail: dict | None = None,
+) -> None:
+    previous = subscription.status
+    subscription.status = target
+    stamp_field = {
+        Status.PENDING: "pending_since",
+        Status.ACTIVE: "confirmed_at",
+        Status.UNSUBSCRIBED: "unsubscribed_at",
+        Status.BOUNCED: "bounced_at",
+        Status.COMPLAINED: "complained_at",
+    }[Status(target)]
+    setattr(subscription, stamp_field, now)
+    subscription.save(update_fields=["status", "source", stamp_field, "updated_at"])
+    _log(subscription, kind, previous, target, actor, now, detail or {})
+
+
+def _log(
+    subscription: Subscription,
+    kind: str,
+    from_status: str,
+    to_status: str,
+    actor: str,
+    now: datetime,
+    detail: dict | None = None,
+) -> None:
+    SubscriptionEvent.objects.create(
+        subscription=subscription,
+        kind=kind,
+        from_status=from_status,
+        to_status=to_status,
+        actor=actor[:200],
+        detail=detail or {},
+        at=now,
+    )
+
+
+def _record_consent(
+    subscription: Subscription, kind: str, consent: ConsentContext, now: datetime
+) -> None:
+    ConsentRecord.objects.create(
+        subscription=subscription,
+        kind=kind,
+        at=now,
+        ip_address=consent.ip_address or None,
+        user_agent=consent.user_agent[:500],
+        page_url=consent.page_url[:2000],
+        consent_text=consent.consent_text,
+    )
+
+
+def _issued_after_pending(issued_at: datetime, pending_since: datetime | None) -> bool:
+    # Tokens carry whole seconds, so compare at that precision.
+    return pending_since is not None and pending_since.replace(microsecond=0) <= issued_at
+
+
+def _queue_confirmation_email(
+    subscriber: Subscriber, subscriptions: list[Subscription], *, actor: str, now: datetime
+) -> int | None:
+    """Queue one confirmation email for these subscriptions unless the cap says no.
+
+    Called with the subscriber row locked, so the count below cannot race.
+    """
+    recent = OutboundEmail.objects.filter(
+        subscriber=subscriber,
+        kind=OutboundEmail.Kind.CONFIRMATION,
+        created_at__gte=now - timedelta(days=1),
+    ).aggregate(count=Count("pk"), latest=Max("created_at"))
+    min_interval = timedelta(seconds=settings.CONFIRMATION_EMAIL_MIN_INTERVAL_SECONDS)
+    capped = recent["count"] >= settings.CONFIRMATION_EMAILS_PER_DAY or (
+        recent["latest"] is not None and now - recent["latest"] < min_interval
+    )
+    if capped:
+        for subscription in subscriptions:
+            _log(
+                subscription,
+                Event.CONFIRMATION_CAPPED,
+                subscription.status,
+                subscription.status,
+                actor,
+                now,
+                {"sent_last_24h": recent["count"]},
+            )
+        return None
+    outbound = outbox.queue_email(
+        kind=OutboundEmail.Kind.CONFIRMATION,
+        subscriber=subscriber,
+        subscriptions=subscriptions,
+        now=now,
+    )
+    for subscription in subscriptions:
+        _log(
+            subscription,
+            Event.CONFIRMATION_QUEUED,
+            subscription.status,
+            subscription.status,
+            actor,
+            now,
+            {"outbound_email_id": outbound.pk},
+        )
+    return outbound.pk
+
+
+def _queue_welcome_email(subscription: Subscription, *, now: datetime) -> None:
+    if subscription.newsletter.send_welcome_email:
+        outbox.queue_email(
+            kind=OutboundEmail.Kind.WELCOME,
+            subscriber=subscription.subscriber,
+            subscriptions=[subscription],
+            now=now,
+        )

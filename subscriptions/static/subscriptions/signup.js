@@ -1,0 +1,262 @@
+/*
+ * Progressive enhancement for newsletter sign-up forms (any form[data-api]).
+ *
+ * Without JavaScript the form posts to the HTML endpoint and the server renders the
+ * result. With it, the same fields go to the JSON API and the server's answer is shown
+ * in the form's aria-live region, without leaving the page. If the request cannot be
+ * made at all (network failure), the form falls back to the normal POST.
+ *
+ * No dependencies, no inline handlers (CSP-friendly).
+ */
+(function () {
+  "use strict";
+
+  var GENERIC_ERROR = "Sorry, something went wrong. Please try again in a moment.";
+  var RATE_LIMIT_ERROR = "Too many attempts. Please wait a few minutes and try again.";
+
+  function firstMessage(list) {
+    if (Array.isArray(list) && list.length) {
+      var first = list[0];
+      if (typeof first === "string") return first;
+      if (first && typeof first.message === "string") return first.message;
+    }
+    if (typeof list === "string") return list;
+    return "";
+  }
+
+  function addToken(element, attribute, token) {
+    var tokens = (element.getAttribute(attribute) || "").split(/\s+/).filter(Boolean);
+    if (tokens.indexOf(token) === -1) tokens.push(token);
+    element.setAttribute(attribute, tokens.join(" "));
+  }
+
+  function removeToken(element, attribute, token) {
+    var tokens = (element.getAttribute(attribute) || "").split(/\s+/).filter(function (t) {
+      return t && t !== token;
+    });
+    if (tokens.length) element.setAttribute(attribute, tokens.join(" "));
+    else element.removeAttribute(attribute);
+  }
+
+  function enhance(form) {
+    var api = form.getAttribute("data-api");
+    if (!api || !window.fetch || form.getAttribute("data-enhanced") === "true") return;
+    form.setAttribute("data-enhanced", "true");
+
+    var region = form.querySelector(".signup-message");
+    var button = form.querySelector('button[type="submit"], input[type="submit"]');
+    var emailInput = form.querySelector('[name="email"]');
+    var pageUrl = form.querySelector('input[name="page_url"]');
+    var inFlight = false;
+
+    if (pageUrl) pageUrl.value = window.location.href;
+
+    // The server is the single judge of a valid address, so its message (the one the
+    // product promises) is what readers see, in the page's own accessible style.
+    form.noValidate = true;
+
+    function fieldTarget(field) {
+      if (field === "email") return emailInput;
+      if (field === "newsletters") {
+        return form.querySelector("fieldset") || null;
+      }
+      return null;
+    }
+
+    function errorElement(field) {
+      return form.querySelector('[data-error-for="' + field + '"]');
+    }
+
+    function setMessage(text, kind) {
+      if (!region) return;
+      region.classList.remove("is-success", "is-error");
+      if (kind) region.classList.add(kind === "success" ? "is-success" : "is-error");
+      region.textContent = text || "";
+    }
+
+    function clearFieldError(field) {
+      var element = errorElement(field);
+      var target = fieldTarget(field);
+      if (element) {
+        element.textContent = "";
+        element.hidden = true;
+      }
+      if (target) {
+        if (target.tagName !== "FIELDSET") target.removeAttribute("aria-invalid");
+        if (element && element.id) removeToken(target, "aria-describedby", element.id);
+      }
+    }
+
+    function showFieldError(field, text) {
+      var element = errorElement(field);
+      var target = fieldTarget(field);
+      if (!element || !target) return null;
+      element.textContent = text;
+      element.hidden = false;
+      // aria-invalid is not supported on a fieldset; the description carries it there.
+      if (target.tagName !== "FIELDSET") target.setAttribute("aria-invalid", "true");
+      if (element.id) addToken(target, "aria-describedby", element.id);
+      return target;
+    }
+
+    function clearErrors() {
+      clearFieldError("email");
+      clearFieldError("newsletters");
+    }
+
+    function chosenNewsletters() {
+      var values = [];
+      var inputs = form.querySelectorAll('[name="newsletters"]');
+      for (var i = 0; i < inputs.length; i++) {
+        var input = inputs[i];
+        if (input.type === "checkbox" || input.type === "radio") {
+          if (input.checked) values.push(input.value);
+        } else if (input.value) {
+          values.push(input.value);
+        }
+      }
+      return values;
+    }
+
+    function valueOf(name) {
+      var input = form.querySelector('[name="' + name + '"]');
+      return input ? input.value : "";
+    }
+
+    function setBusy(busy) {
+      inFlight = busy;
+      if (button) button.disabled = busy;
+      if (busy) form.setAttribute("aria-busy", "true");
+      else form.removeAttribute("aria-busy");
+    }
+
+    function fallback() {
+      // The request never reached the server: let the browser do the ordinary POST.
+      // form.submit() does not fire "submit" again, so this cannot loop.
+      setBusy(false);
+      HTMLFormElement.prototype.submit.call(form);
+    }
+
+    function handleErrors(errors) {
+      errors = errors || {};
+      var emailMessage = firstMessage(errors.email);
+      var newslettersMessage = firstMessage(errors.newsletters);
+      var generalMessage = firstMessage(errors.__all__);
+      var text = emailMessage || newslettersMessage || generalMessage;
+      if (!text) {
+        for (var key in errors) {
+          if (Object.prototype.hasOwnProperty.call(errors, key)) {
+            text = firstMessage(errors[key]);
+            if (text) break;
+          }
+        }
+      }
+      setMessage(text || GENERIC_ERROR, "error");
+
+      var focusTarget = null;
+      if (newslettersMessage) focusTarget = showFieldError("newsletters", newslettersMessage);
+      if (emailMessage) focusTarget = showFieldError("email", emailMessage) || focusTarget;
+      if (focusTarget && focusTarget.tagName === "FIELDSET") {
+        focusTarget = focusTarget.querySelector("input") || null;
+      }
+      if (focusTarget && typeof focusTarget.focus === "function") focusTarget.focus();
+    }
+
+    function handleResponse(response) {
+      return response
+        .json()
+        .catch(function () {
+          return null;
+        })
+        .then(function (body) {
+          body = body || {};
+          if (response.status === 202 || (response.ok && body.message)) {
+            setMessage(body.message || "", "success");
+            if (emailInput) emailInput.value = "";
+            return;
+          }
+          if (response.status === 400) {
+            handleErrors(body.errors);
+            return;
+          }
+          if (response.status === 429) {
+            var text =
+              body.message ||
+              body.detail ||
+              (body.errors && (firstMessage(body.errors.__all__) || firstMessage(body.errors.email))) ||
+              RATE_LIMIT_ERROR;
+            setMessage(text, "error");
+            return;
+          }
+          setMessage(body.message || GENERIC_ERROR, "error");
+        });
+    }
+
+    form.addEventListener("submit", function (event) {
+      event.preventDefault();
+      if (inFlight) return;
+      if (pageUrl) pageUrl.value = window.location.href;
+      clearErrors();
+      setMessage("", null);
+      setBusy(true);
+
+      var payload = {
+        email: emailInput ? emailInput.value : "",
+        newsletters: chosenNewsletters(),
+        website: valueOf("website"),
+        page_url: pageUrl ? pageUrl.value : window.location.href
+      };
+
+      var request;
+      try {
+        request = window.fetch(api, {
+          method: "POST",
+          headers: { "Content-Type": "application/json", Accept: "application/json" },
+          credentials: "omit",
+          body: JSON.stringify(payload)
+        });
+      } catch (error) {
+        fallback();
+        return;
+      }
+
+      request.then(
+        function (response) {
+          return handleResponse(response).then(
+            function () {
+              setBusy(false);
+            },
+            function () {
+              setBusy(false);
+              setMessage(GENERIC_ERROR, "error");
+            }
+          );
+        },
+        fallback
+      );
+    });
+
+    if (emailInput) {
+      emailInput.addEventListener("input", function () {
+        if (emailInput.getAttribute("aria-invalid") === "true") clearFieldError("email");
+      });
+    }
+    var boxes = form.querySelectorAll('input[type="checkbox"][name="newsletters"]');
+    for (var i = 0; i < boxes.length; i++) {
+      boxes[i].addEventListener("change", function () {
+        clearFieldError("newsletters");
+      });
+    }
+  }
+
+  function init() {
+    var forms = document.querySelectorAll("form[data-api]");
+    for (var i = 0; i < forms.length; i++) enhance(forms[i]);
+  }
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", init);
+  } else {
+    init();
+  }
+})();

@@ -1,0 +1,87 @@
+"""Signed tokens for links in emails, one salt per purpose.
+
+Tokens carry ids, never addresses, and are signed with Django's signing framework, so
+`SECRET_KEY_FALLBACKS` keeps links signed with an old key working after a rotation.
+A confirmation token expires; unsubscribe and preferences tokens do not (an
+unsubscribe link in a years-old email must still work).
+"""
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from django.conf import settings
+from django.core import signing
+from django.utils import timezone
+
+from subscriptions.exceptions import TokenExpired, TokenInvalid
+
+
+def _now() -> datetime:
+    """Seam for tests that need to move the clock."""
+    return timezone.now()
+
+
+@dataclass(frozen=True)
+class ConfirmationClaim:
+    subscription_ids: tuple[int, ...]
+    issued_at: datetime
+
+
+class ConfirmationToken:
+    """Confirms the subscriptions one sign-up left pending.
+
+    The token records when it was issued; a subscription that became pending again
+    after that (unsubscribed, then signed up anew) is not confirmed by the old link.
+    """
+
+    key_salt = "subscriptions.tokens.confirm"
+
+    def make_token(self, subscription_ids: list[int]) -> str:
+        payload = {"s": sorted(subscription_ids), "t": int(_now().timestamp())}
+        return signing.dumps(payload, salt=self.key_salt, compress=True)
+
+    def read_token(self, token: str, *, allow_expired: bool = False) -> ConfirmationClaim:
+        """Return the claim, or raise `TokenInvalid` / `TokenExpired`."""
+        try:
+            payload = signing.loads(token, salt=self.key_salt)
+            subscription_ids = tuple(int(pk) for pk in payload["s"])
+            issued_at = datetime.fromtimestamp(int(payload["t"]), tz=UTC)
+        except (signing.BadSignature, KeyError, TypeError, ValueError) as exc:
+            raise TokenInvalid from exc
+        claim = ConfirmationClaim(subscription_ids=subscription_ids, issued_at=issued_at)
+        max_age = timedelta(days=settings.CONFIRMATION_TOKEN_MAX_AGE_DAYS)
+        if not allow_expired and _now() - issued_at > max_age:
+            raise TokenExpired(claim)
+        return claim
+
+
+class _IdToken:
+    """A non-expiring token naming one row, for links that must work for years."""
+
+    key_salt: str
+
+    def make_token(self, pk: int) -> str:
+        return signing.dumps(pk, salt=self.key_salt)
+
+    def read_token(self, token: str) -> int:
+        try:
+            return int(signing.loads(token, salt=self.key_salt))
+        except (signing.BadSignature, TypeError, ValueError) as exc:
+            raise TokenInvalid from exc
+
+
+class UnsubscribeToken(_IdToken):
+    """Names one subscription; used in `List-Unsubscribe` and the footer link."""
+
+    key_salt = "subscriptions.tokens.unsubscribe"
+
+
+class PreferencesToken(_IdToken):
+    """Names one subscriber; opens their preferences page."""
+
+    key_salt = "subscriptions.tokens.preferences"
+
+
+confirmation_token = ConfirmationToken()
+unsubscribe_token = UnsubscribeToken()
+preferences_token = PreferencesToken()

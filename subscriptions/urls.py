@@ -1,0 +1,18 @@
+from django.urls import path
+
+from subscriptions import api, views
+
+app_name = "subscriptions"
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("newsletters/", views.newsletter_list, name="newsletter_list"),
+    path("newsletters/<slug:slug>/", views.newsletter_detail, name="newsletter_detail"),
+    path("subscribe/", views.signup, name="signup"),
+    path("subscribe/thanks/", views.thanks, name="thanks"),
+    path("confirm/<str:token>/", views.confirm, name="confirm"),
+    path("confirm/<str:token>/resend/", views.confirm_resend, name="confirm_resend"),
+    path("unsubscribe/<str:token>/", views.unsubscribe, name="unsubscribe"),
+    path("preferences/<str:token>/", views.preferences, name="preferences"),
+    path("api/v1/subscriptions", api.create_subscription, name="api_create_subscription"),
+]

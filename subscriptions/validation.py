@@ -1,0 +1,51 @@
+"""The one place that decides what a good address is, and how it is stored.
+
+Syntax and normalisation come from `email-validator`; this module adds the product's
+rules around it: one error message, a hard length cap before any parsing, no control
+characters, and the stored form (IDNA domain, local part as typed).
+"""
+
+import unicodedata
+from functools import lru_cache
+
+import email_validator
+from django.conf import settings
+from django.core.exceptions import ValidationError
+
+INVALID_EMAIL_MESSAGE = "Please, enter correct email address"
+# RFC 5321 §4.5.3.1.3 limits a path to 256 octets including the angle brackets.
+MAX_EMAIL_LENGTH = 254
+
+
+def normalize_email(raw: object) -> str:
+    """Return the address in its stored form, or raise `ValidationError`.
+
+    Leading and trailing spaces (a common paste accident) are dropped; any other
+    whitespace or control character, anywhere, is refused, so a CR/LF can never reach
+    a header.
+    """
+    if not isinstance(raw, str):
+        raise ValidationError(INVALID_EMAIL_MESSAGE, code="invalid")
+    candidate = raw.strip(" ")
+    if not candidate or len(candidate) > MAX_EMAIL_LENGTH:
+        raise ValidationError(INVALID_EMAIL_MESSAGE, code="invalid")
+    if any(unicodedata.category(ch)[0] in "CZ" for ch in candidate):
+        raise ValidationError(INVALID_EMAIL_MESSAGE, code="invalid")
+    try:
+        result = email_validator.validate_email(
+            candidate,
+            check_deliverability=settings.EMAIL_CHECK_DELIVERABILITY,
+            allow_smtputf8=settings.EMAIL_ALLOW_SMTPUTF8,
+            dns_resolver=_dns_resolver() if settings.EMAIL_CHECK_DELIVERABILITY else None,
+        )
+    except email_validator.EmailNotValidError as exc:
+        raise ValidationError(INVALID_EMAIL_MESSAGE, code="invalid") from exc
+    normalized = f"{result.local_part}@{result.ascii_domain}"
+    if len(normalized) > MAX_EMAIL_LENGTH:
+        raise ValidationError(INVALID_EMAIL_MESSAGE, code="invalid")
+    return normalized
+
+
+@lru_cache(maxsize=1)
+def _dns_resolver():
+    return email_validator.caching_resolver(timeout=settings.EMAIL_DNS_TIMEOUT_SECONDS)

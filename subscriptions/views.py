@@ -1,0 +1,181 @@
+"""Reader-facing pages. Thin: parse the request, call a service, render a page."""
+
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from subscriptions import selectors, services
+from subscriptions.client import consent_from_request
+from subscriptions.exceptions import TokenExpired, TokenInvalid
+from subscriptions.forms import PreferencesForm, SignupForm
+from subscriptions.models import Newsletter, Subscriber, Subscription
+from subscriptions.tokens import confirmation_token, preferences_token, unsubscribe_token
+
+SUCCESS_MESSAGE = (
+    "Thank you for signing up for this newsletter. We've sent you a confirmation email."
+)
+
+
+@require_GET
+def home(request: HttpRequest) -> HttpResponse:
+    """The demo article page, with sign-up boxes the way a news site places them."""
+    newsletters = list(selectors.public_newsletters())
+    return render(
+        request,
+        "subscriptions/home.html",
+        {"featured": newsletters[:1], "sidebar": newsletters[1:]},
+    )
+
+
+@require_GET
+def newsletter_list(request: HttpRequest) -> HttpResponse:
+    return render(
+        request,
+        "subscriptions/newsletter_list.html",
+        {"newsletters": selectors.public_newsletters(), "form": SignupForm()},
+    )
+
+
+@require_GET
+def newsletter_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    newsletter = selectors.public_newsletter(slug)
+    if newsletter is None:
+        return render(request, "subscriptions/not_found.html", status=404)
+    return render(request, "subscriptions/newsletter_detail.html", {"newsletter": newsletter})
+
+
+@require_POST
+def signup(request: HttpRequest) -> HttpResponse:
+    """The no-JavaScript path: POST, then redirect to the thank-you page."""
+    form = SignupForm(request.POST)
+    if not form.is_valid():
+        chosen = request.POST.getlist("newsletters")
+        return render(
+            request,
+            "subscriptions/signup_error.html",
+            {
+                "form": form,
+                "newsletters": selectors.public_newsletters(),
+                "chosen": chosen,
+            },
+            status=400,
+        )
+    if not form.is_bot():
+        services.subscribe(
+            email=form.cleaned_data["email"],
+            newsletters=form.cleaned_data["newsletters"],
+            source=Subscription.Source.FORM,
+            consent=consent_from_request(request, page_url=form.cleaned_data.get("page_url")),
+        )
+    return HttpResponseRedirect(reverse("subscriptions:thanks"))
+
+
+@require_GET
+def thanks(request: HttpRequest) -> HttpResponse:
+    return render(request, "subscriptions/thanks.html", {"message": SUCCESS_MESSAGE})
+
+
+@require_http_methods(["GET", "POST"])
+def confirm(request: HttpRequest, token: str) -> HttpResponse:
+    """GET shows a button and changes nothing (mail scanners follow links); POST confirms."""
+    try:
+        claim = confirmation_token.read_token(token)
+    except TokenExpired:
+        return render(request, "subscriptions/confirm_expired.html", {"token": token}, status=410)
+    except TokenInvalid:
+        return render(request, "subscriptions/token_invalid.html", status=400)
+    subscriptions = list(
+        Subscription.objects.filter(pk__in=claim.subscription_ids).select_related("newsletter")
+    )
+    if not subscriptions:
+        return render(request, "subscriptions/token_invalid.html", status=400)
+    if request.method == "GET":
+        return render(
+            request, "subscriptions/confirm.html", {"subscriptions": subscriptions, "token": token}
+        )
+    result = services.confirm_subscriptions(claim=claim, consent=consent_from_request(request))
+    return render(request, "subscriptions/confirmed.html", {"result": result})
+
+
+@require_POST
+def confirm_resend(request: HttpRequest, token: str) -> HttpResponse:
+    """From the expired-link page: send a fresh confirmation email (capped per address)."""
+    try:
+        claim = confirmation_token.read_token(token, allow_expired=True)
+    except TokenInvalid:
+        return render(request, "subscriptions/token_invalid.html", status=400)
+    services.resend_confirmation(subscription_ids=claim.subscription_ids, actor="reader")
+    return render(request, "subscriptions/thanks.html", {"message": SUCCESS_MESSAGE})
+
+
+# RFC 8058 §3.1: the one-click POST comes from the mailbox provider, without cookies or
+# a CSRF token; the signed token in the URL is the authorisation.
+@csrf_exempt
+@require_http_methods(["GET", "POST"])
+def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
+    try:
+        subscription_id = unsubscribe_token.read_token(token)
+    except TokenInvalid:
+        return render(request, "subscriptions/token_invalid.html", status=400)
+    subscription = (
+        Subscription.objects.select_related("newsletter").filter(pk=subscription_id).first()
+    )
+    if subscription is None:
+        return render(request, "subscriptions/token_invalid.html", status=400)
+    if request.method == "GET":
+        return render(
+            request,
+            "subscriptions/unsubscribe.html",
+            {"subscription": subscription, "token": token},
+        )
+    one_click = request.POST.get("List-Unsubscribe") == "One-Click"
+    services.unsubscribe(
+        subscription_id=subscription.pk,
+        actor="reader",
+        via="one-click" if one_click else "page",
+    )
+    # RFC 8058 expects a plain 2xx for the one-click POST, not a redirect.
+    return render(
+        request,
+        "subscriptions/unsubscribed.html",
+        {
+            "newsletter": subscription.newsletter,
+            "preferences_token": preferences_token.make_token(subscription.subscriber_id),
+        },
+    )
+
+
+@require_http_methods(["GET", "POST"])
+def preferences(request: HttpRequest, token: str) -> HttpResponse:
+    try:
+        subscriber_id = preferences_token.read_token(token)
+    except TokenInvalid:
+        return render(request, "subscriptions/token_invalid.html", status=400)
+    subscriber = get_object_or_404(Subscriber, pk=subscriber_id)
+    rows = selectors.preferences_for(subscriber)
+    offered: list[Newsletter] = [newsletter for newsletter, _ in rows]
+    saved = False
+    if request.method == "POST":
+        form = PreferencesForm(request.POST, offered=offered)
+        if form.is_valid():
+            services.update_preferences(
+                subscriber_id=subscriber.pk,
+                wanted_newsletter_ids=set(form.cleaned_data["newsletters"]),
+                offered_newsletters=offered,
+                consent=consent_from_request(request),
+            )
+            rows = selectors.preferences_for(subscriber)
+            saved = True
+    active = {"active", "pending"}
+    return render(
+        request,
+        "subscriptions/preferences.html",
+        {
+            "subscriber": subscriber,
+            "rows": [(n, s, s is not None and s.status in active) for n, s in rows],
+            "token": token,
+            "saved": saved,
+        },
+    )

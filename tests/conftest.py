@@ -1,0 +1,54 @@
+"""Shared fixtures. The suite runs on SQLite by default and on the real PostgreSQL and
+Redis when DATABASE_URL / REDIS_URL point at them; with CI=true they must, and nothing
+that needs them may skip."""
+
+import os
+
+import pytest
+from django.conf import settings
+from django.core import mail
+from django.db import connection
+
+from newsroom.celery import app as celery_app
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if IN_CI:
+        problems = []
+        if not os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://")):
+            problems.append("DATABASE_URL must point at PostgreSQL")
+        if not os.environ.get("REDIS_URL"):
+            problems.append("REDIS_URL must be set")
+        if problems:
+            raise pytest.UsageError("CI=true but " + "; ".join(problems))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    on_postgres = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+    has_redis = bool(settings.REDIS_URL)
+    for item in items:
+        if "postgres" in item.keywords and not on_postgres:
+            item.add_marker(pytest.mark.skip(reason="needs PostgreSQL (set DATABASE_URL)"))
+        if "redis" in item.keywords and not has_redis:
+            item.add_marker(pytest.mark.skip(reason="needs Redis (set REDIS_URL)"))
+
+
+@pytest.fixture(autouse=True)
+def _email_and_tasks(settings):
+    """Record mail with anymail's test backend and run tasks eagerly by default.
+
+    Django's test set-up forces the locmem backend; anymail's test backend also records
+    what anymail adds (metadata, tags), so tests can see it.
+    """
+    settings.EMAIL_BACKEND = "anymail.backends.test.EmailBackend"
+    celery_app.conf.task_always_eager = True
+    mail.outbox = []
+    yield
+    celery_app.conf.task_always_eager = settings.CELERY_TASK_ALWAYS_EAGER
+
+
+@pytest.fixture
+def on_postgres() -> bool:
+    return connection.vendor == "postgresql"

@@ -1,0 +1,33 @@
+import factory
+from django.utils import timezone
+
+from subscriptions.models import Newsletter, Subscriber, Subscription
+
+
+class NewsletterFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Newsletter
+        django_get_or_create = ("slug",)
+
+    name = factory.Sequence(lambda n: f"Newsletter {n}")
+    slug = factory.Sequence(lambda n: f"newsletter-{n}")
+    description = "A newsletter for tests."
+    host_line = "With a test host"
+    welcome_message = "Welcome aboard."
+
+
+class SubscriberFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Subscriber
+
+    email = factory.Sequence(lambda n: f"reader{n}@example.org")
+
+
+class SubscriptionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Subscription
+
+    subscriber = factory.SubFactory(SubscriberFactory)
+    newsletter = factory.SubFactory(NewsletterFactory)
+    status = Subscription.Status.PENDING
+    pending_since = factory.LazyFunction(timezone.now)

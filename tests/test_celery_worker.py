@@ -1,0 +1,76 @@
+"""The whole journey once through a real Celery worker on the real Redis, against the
+real database: sign up, the worker sends the confirmation, confirm, the worker sends
+the welcome email, unsubscribe in one click."""
+
+import re
+import time
+
+import pytest
+from celery.contrib.testing.worker import start_worker
+from django.core import mail
+from django.test import Client
+
+from newsroom.celery import app as celery_app
+from subscriptions.models import OutboundEmail, Subscription
+from tests.factories import NewsletterFactory
+
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.redis,
+    pytest.mark.celery_worker,
+    pytest.mark.django_db(transaction=True),
+]
+
+
+def wait_for(condition, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for the worker")
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def worker():
+    celery_app.conf.task_always_eager = False
+    # A queue of the test's own, so no stray worker on the machine takes our tasks.
+    celery_app.conf.task_default_queue = "tests"
+    celery_app.conf.broker_url = celery_app.conf.broker_url
+    celery_app.control.purge()
+    with start_worker(
+        celery_app, pool="solo", perform_ping_check=False, queues=["tests"], shutdown_timeout=10
+    ) as running:
+        yield running
+    celery_app.conf.task_default_queue = "celery"
+
+
+def test_the_journey_through_a_real_worker(worker):
+    assert not celery_app.conf.task_always_eager
+    assert celery_app.conf.broker_url.startswith("redis://")
+    newsletter = NewsletterFactory(name="Explaining Ukraine")
+    client = Client()
+
+    response = client.post(
+        "/api/v1/subscriptions",
+        data={"email": "ann@example.org", "newsletters": [newsletter.slug]},
+        content_type="application/json",
+    )
+    assert response.status_code == 202
+    wait_for(lambda: len(mail.outbox) == 1)
+    confirm_path = re.search(r"https://news\.example\.org(/confirm/\S+/)", mail.outbox[0].body)
+
+    client.post(confirm_path.group(1))
+    wait_for(lambda: len(mail.outbox) == 2)
+    welcome = mail.outbox[1]
+    assert welcome.metadata["message_type"] == "welcome"
+    unsubscribe_url = welcome.extra_headers["List-Unsubscribe"].strip("<>")
+
+    one_click = Client(enforce_csrf_checks=True).post(
+        unsubscribe_url.removeprefix("https://news.example.org"),
+        data="List-Unsubscribe=One-Click",
+        content_type="application/x-www-form-urlencoded",
+    )
+
+    assert one_click.status_code == 200
+    assert Subscription.objects.get().status == Subscription.Status.UNSUBSCRIBED
+    assert list(OutboundEmail.objects.values_list("status", flat=True)) == ["sent", "sent"]

@@ -1,0 +1,161 @@
+"""Every email goes through the outbox: a duplicated task sends once, transient errors
+retry, permanent ones stop, and rows left behind are picked up by the sweeper."""
+
+from datetime import timedelta
+from unittest import mock
+
+import pytest
+from anymail.exceptions import AnymailRequestsAPIError
+from celery.exceptions import Retry
+from django.core import mail
+from django.utils import timezone
+
+from subscriptions import outbox, services, tasks
+from subscriptions.models import OutboundEmail, Subscription
+from tests.factories import NewsletterFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def queued() -> OutboundEmail:
+    result = services.subscribe(
+        email="ann@example.org",
+        newsletters=[NewsletterFactory()],
+        source=Subscription.Source.FORM,
+        consent=services.ConsentContext(),
+    )
+    return OutboundEmail.objects.get(pk=result.confirmation_email_id)
+
+
+def api_error(status: int) -> AnymailRequestsAPIError:
+    response = mock.Mock(status_code=status, text="error", reason="x")
+    response.json.side_effect = ValueError
+    return AnymailRequestsAPIError(
+        "ESP said no", response=response, email_message=None, payload=None, backend=None
+    )
+
+
+def run_in_worker(outbound_email_id: int) -> str:
+    """Run the task body as a worker would, so `retry` raises Retry instead of looping."""
+    task = tasks.send_outbound_email
+    task.push_request(called_directly=False, is_eager=True, retries=0, args=[outbound_email_id])
+    try:
+        return task.run(outbound_email_id)
+    finally:
+        task.pop_request()
+
+
+def test_a_task_delivered_twice_sends_once(queued):
+    assert tasks.send_outbound_email.apply(args=[queued.pk]).get() == "sent"
+    assert tasks.send_outbound_email.apply(args=[queued.pk]).get() == "skipped"
+
+    assert len(mail.outbox) == 1
+    queued.refresh_from_db()
+    assert (queued.status, queued.attempts) == (OutboundEmail.Status.SENT, 1)
+    assert queued.sent_at is not None
+
+
+def test_a_row_another_worker_is_sending_is_left_alone(queued):
+    assert outbox.claim(queued.pk) is not None
+
+    assert tasks.send_outbound_email.apply(args=[queued.pk]).get() == "skipped"
+    assert mail.outbox == []
+
+
+def test_a_transient_error_puts_the_row_back_and_retries(queued, settings):
+    with (
+        mock.patch("anymail.backends.test.EmailBackend.send_messages", side_effect=api_error(503)),
+        pytest.raises(Retry),
+    ):
+        run_in_worker(queued.pk)
+
+    queued.refresh_from_db()
+    assert queued.status == OutboundEmail.Status.QUEUED
+    assert queued.attempts == 1
+    assert "503" in queued.last_error or "ESP said no" in queued.last_error
+
+
+@pytest.mark.parametrize("status", [400, 401, 422])
+def test_a_permanent_error_fails_the_row_without_retry(queued, status):
+    with mock.patch(
+        "anymail.backends.test.EmailBackend.send_messages", side_effect=api_error(status)
+    ):
+        assert run_in_worker(queued.pk) == "failed"
+
+    queued.refresh_from_db()
+    assert queued.status == OutboundEmail.Status.FAILED
+    assert queued.attempts == 1
+
+
+def test_429_is_transient(queued):
+    with (
+        mock.patch("anymail.backends.test.EmailBackend.send_messages", side_effect=api_error(429)),
+        pytest.raises(Retry),
+    ):
+        run_in_worker(queued.pk)
+
+
+def test_the_row_fails_after_the_last_allowed_attempt(queued, settings):
+    settings.OUTBOX_MAX_ATTEMPTS = 2
+    with mock.patch(
+        "anymail.backends.test.EmailBackend.send_messages", side_effect=ConnectionError("down")
+    ):
+        with pytest.raises(Retry):
+            run_in_worker(queued.pk)
+        assert run_in_worker(queued.pk) == "failed"
+
+    queued.refresh_from_db()
+    assert (queued.status, queued.attempts) == (OutboundEmail.Status.FAILED, 2)
+
+
+def test_retry_countdowns_grow_and_stay_below_the_ceiling():
+    first = [tasks.retry_countdown(1) for _ in range(50)]
+    late = [tasks.retry_countdown(30) for _ in range(50)]
+
+    assert max(first) <= tasks.RETRY_BASE_SECONDS
+    assert min(late) >= tasks.RETRY_MAX_SECONDS / 2
+    assert max(late) <= tasks.RETRY_MAX_SECONDS
+    assert len(set(late)) > 1
+
+
+def test_the_sweeper_enqueues_rows_left_queued(queued, settings):
+    OutboundEmail.objects.filter(pk=queued.pk).update(
+        created_at=timezone.now() - timedelta(seconds=settings.OUTBOX_STALE_AFTER_SECONDS + 1)
+    )
+
+    assert tasks.requeue_stale_outbound_emails.apply().get() == 1
+
+    queued.refresh_from_db()
+    assert queued.status == OutboundEmail.Status.SENT
+    assert len(mail.outbox) == 1
+
+
+def test_the_sweeper_leaves_fresh_rows_to_their_task(queued):
+    assert outbox.requeue_stale() == 0
+    assert mail.outbox == []
+
+
+def test_a_row_whose_worker_died_mid_send_is_taken_over(queued, settings):
+    outbox.claim(queued.pk, now=timezone.now() - timedelta(hours=1))
+
+    assert outbox.requeue_stale() == 1
+
+    queued.refresh_from_db()
+    assert (queued.status, queued.attempts) == (OutboundEmail.Status.SENT, 2)
+
+
+def test_an_unreachable_broker_does_not_fail_the_signup(client, django_capture_on_commit_callbacks):
+    newsletter = NewsletterFactory()
+    with (
+        mock.patch.object(tasks.send_outbound_email, "delay", side_effect=OSError("no broker")),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        response = client.post(
+            "/api/v1/subscriptions",
+            data={"email": "ann@example.org", "newsletters": [newsletter.slug]},
+            content_type="application/json",
+        )
+
+    assert response.status_code == 202
+    assert OutboundEmail.objects.get().status == OutboundEmail.Status.QUEUED
