@@ -36,6 +36,8 @@ def normalize_email(raw: object) -> str:
             candidate,
             check_deliverability=settings.EMAIL_CHECK_DELIVERABILITY,
             allow_smtputf8=settings.EMAIL_ALLOW_SMTPUTF8,
+            # strict adds RFC 5321 §4.5.3.1.1's 64-octet limit on the local part.
+            strict=True,
             dns_resolver=_dns_resolver() if settings.EMAIL_CHECK_DELIVERABILITY else None,
         )
     except email_validator.EmailNotValidError as exc:
