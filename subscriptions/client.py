@@ -4,7 +4,7 @@ import unicodedata
 
 from django.http import HttpRequest
 
-from subscriptions.services import DEFAULT_CONSENT_TEXT, ConsentContext
+from subscriptions.transitions import DEFAULT_CONSENT_TEXT, ConsentContext
 
 
 def client_ip(request: HttpRequest) -> str | None:

@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.http import HttpRequest
 
-from subscriptions.services import DEFAULT_CONSENT_TEXT
+from subscriptions.transitions import DEFAULT_CONSENT_TEXT
 
 
 def site(request: HttpRequest) -> dict[str, str]:

@@ -13,9 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import Count, Max, Q, Value
-from django.db.models.functions import Lower
+from django.db import transaction
+from django.db.models import Count, Max
 from django.utils import timezone
 
 from subscriptions import outbox
@@ -28,27 +27,18 @@ from subscriptions.models import (
     SubscriptionEvent,
 )
 from subscriptions.tokens import ConfirmationClaim
+from subscriptions.transitions import (
+    ConsentContext,
+    change_status,
+    lock_or_create_subscriber,
+    lock_subscribers,
+    log_event,
+    record_consent,
+)
 from subscriptions.validation import normalize_email
 
 Status = Subscription.Status
 Event = SubscriptionEvent.Kind
-
-# Shown under every sign-up form (through the `site` context processor) and stored with
-# each sign-up as the text the reader agreed to.
-DEFAULT_CONSENT_TEXT = (
-    "We'll email you a link to confirm first. You can unsubscribe at any time with one "
-    "click from any email."
-)
-
-
-@dataclass(frozen=True)
-class ConsentContext:
-    """What the reader saw and where they were; recorded as proof of consent."""
-
-    ip_address: str | None = None
-    user_agent: str = ""
-    page_url: str = ""
-    consent_text: str = DEFAULT_CONSENT_TEXT
 
 
 @dataclass
@@ -82,7 +72,7 @@ def subscribe(
     address = normalize_email(email)
     now = timezone.now()
     with transaction.atomic():
-        subscriber = _lock_or_create_subscriber(address)
+        subscriber = lock_or_create_subscriber(address)
         existing = {
             s.newsletter_id: s
             for s in Subscription.objects.filter(subscriber=subscriber, newsletter__in=newsletters)
@@ -96,7 +86,7 @@ def subscribe(
             subscription = _start_subscription(
                 subscriber, newsletter, subscription, source=source, actor=actor, now=now
             )
-            _record_consent(subscription, ConsentRecord.Kind.SIGNUP, consent, now)
+            record_consent(subscription, ConsentRecord.Kind.SIGNUP, consent, now)
             if subscription.status == Status.PENDING:
                 to_confirm.append(subscription)
                 result.pending_ids.append(subscription.pk)
@@ -132,7 +122,7 @@ def add_by_editor(
     address = normalize_email(email)
     now = timezone.now()
     with transaction.atomic():
-        subscriber = _lock_or_create_subscriber(address)
+        subscriber = lock_or_create_subscriber(address)
         existing = {
             s.newsletter_id: s
             for s in Subscription.objects.filter(subscriber=subscriber, newsletter__in=newsletters)
@@ -151,7 +141,7 @@ def add_by_editor(
                 now=now,
                 verified=True,
             )
-            _record_consent(subscription, ConsentRecord.Kind.ADMIN, consent, now)
+            record_consent(subscription, ConsentRecord.Kind.ADMIN, consent, now)
             result.activated_ids.append(subscription.pk)
     return result
 
@@ -170,7 +160,7 @@ def confirm_subscriptions(*, claim: ConfirmationClaim, consent: ConsentContext) 
                 "subscriber_id", flat=True
             )
         )
-        _lock_subscribers(subscriber_ids)
+        lock_subscribers(subscriber_ids)
         subscriptions = Subscription.objects.select_related("newsletter", "subscriber").filter(
             pk__in=claim.subscription_ids
         )
@@ -180,8 +170,8 @@ def confirm_subscriptions(*, claim: ConfirmationClaim, consent: ConsentContext) 
             elif subscription.status == Status.PENDING and _issued_after_pending(
                 claim.issued_at, subscription.pending_since
             ):
-                _change_status(subscription, Status.ACTIVE, Event.CONFIRMED, "reader", now)
-                _record_consent(subscription, ConsentRecord.Kind.CONFIRMATION, consent, now)
+                change_status(subscription, Status.ACTIVE, Event.CONFIRMED, "reader", now)
+                record_consent(subscription, ConsentRecord.Kind.CONFIRMATION, consent, now)
                 _queue_welcome_email(subscription, now=now)
                 result.confirmed.append(subscription)
             else:
@@ -201,7 +191,7 @@ def resend_confirmation(*, subscription_ids: Iterable[int], actor: str) -> int |
                 "subscriber_id", flat=True
             )
         )
-        _lock_subscribers(subscriber_ids)
+        lock_subscribers(subscriber_ids)
         pending = list(
             Subscription.objects.select_related("subscriber").filter(
                 pk__in=list(subscription_ids), status=Status.PENDING
@@ -226,11 +216,11 @@ def unsubscribe(*, subscription_id: int, actor: str, via: str) -> bool:
         )
         if subscriber_id is None:
             return False
-        _lock_subscribers({subscriber_id})
+        lock_subscribers({subscriber_id})
         subscription = Subscription.objects.get(pk=subscription_id)
         if subscription.status not in (Status.ACTIVE, Status.PENDING):
             return False
-        _change_status(
+        change_status(
             subscription, Status.UNSUBSCRIBED, Event.UNSUBSCRIBED, actor, now, detail={"via": via}
         )
         return True
@@ -250,7 +240,7 @@ def update_preferences(
     """
     now = timezone.now()
     with transaction.atomic():
-        (subscriber,) = _lock_subscribers({subscriber_id})
+        (subscriber,) = lock_subscribers({subscriber_id})
         existing = {s.newsletter_id: s for s in Subscription.objects.filter(subscriber=subscriber)}
         for newsletter in offered_newsletters:
             subscription = existing.get(newsletter.pk)
@@ -269,10 +259,10 @@ def update_preferences(
                     now=now,
                     verified=True,
                 )
-                _record_consent(subscription, ConsentRecord.Kind.SIGNUP, consent, now)
+                record_consent(subscription, ConsentRecord.Kind.SIGNUP, consent, now)
                 _queue_welcome_email(subscription, now=now)
             elif not wanted and is_on:
-                _change_status(
+                change_status(
                     subscription,
                     Status.UNSUBSCRIBED,
                     Event.UNSUBSCRIBED,
@@ -283,26 +273,6 @@ def update_preferences(
 
 
 # --- internals ---------------------------------------------------------------------------
-
-
-def _lock_or_create_subscriber(address: str) -> Subscriber:
-    """Return the subscriber for this address, row-locked until the transaction ends."""
-    query = Subscriber.objects.select_for_update().alias(email_ci=Lower("email"))
-    match = Q(email_ci=Lower(Value(address)))
-    subscriber = query.filter(match).first()
-    if subscriber is not None:
-        return subscriber
-    try:
-        # The savepoint lets a lost insert race fall back to the winner's row.
-        with transaction.atomic():
-            return Subscriber.objects.create(email=address)
-    except IntegrityError:
-        return query.get(match)
-
-
-def _lock_subscribers(subscriber_ids: set[int]) -> list[Subscriber]:
-    # Ordered, so two services locking the same rows can never deadlock.
-    return list(Subscriber.objects.select_for_update().filter(pk__in=subscriber_ids).order_by("pk"))
 
 
 def _start_subscription(
@@ -327,71 +297,15 @@ def _start_subscription(
             confirmed_at=now if target == Status.ACTIVE else None,
         )
         kind = Event.SUBSCRIBED if target == Status.PENDING else Event.ACTIVATED
-        _log(subscription, kind, "", target, actor, now, {"source": source})
+        log_event(subscription, kind, "", target, actor, now, {"source": source})
         return subscription
     if subscription.status == Status.PENDING and target == Status.PENDING:
-        _log(subscription, Event.RESUBMITTED, Status.PENDING, Status.PENDING, actor, now)
+        log_event(subscription, Event.RESUBMITTED, Status.PENDING, Status.PENDING, actor, now)
         return subscription
     subscription.source = source
     kind = Event.SUBSCRIBED if target == Status.PENDING else Event.ACTIVATED
-    _change_status(subscription, target, kind, actor, now, detail={"source": source})
+    change_status(subscription, target, kind, actor, now, detail={"source": source})
     return subscription
-
-
-def _change_status(
-    subscription: Subscription,
-    target: str,
-    kind: str,
-    actor: str,
-    now: datetime,
-    detail: dict | None = None,
-) -> None:
-    previous = subscription.status
-    subscription.status = target
-    stamp_field = {
-        Status.PENDING: "pending_since",
-        Status.ACTIVE: "confirmed_at",
-        Status.UNSUBSCRIBED: "unsubscribed_at",
-        Status.BOUNCED: "bounced_at",
-        Status.COMPLAINED: "complained_at",
-    }[Status(target)]
-    setattr(subscription, stamp_field, now)
-    subscription.save(update_fields=["status", "source", stamp_field, "updated_at"])
-    _log(subscription, kind, previous, target, actor, now, detail or {})
-
-
-def _log(
-    subscription: Subscription,
-    kind: str,
-    from_status: str,
-    to_status: str,
-    actor: str,
-    now: datetime,
-    detail: dict | None = None,
-) -> None:
-    SubscriptionEvent.objects.create(
-        subscription=subscription,
-        kind=kind,
-        from_status=from_status,
-        to_status=to_status,
-        actor=actor[:200],
-        detail=detail or {},
-        at=now,
-    )
-
-
-def _record_consent(
-    subscription: Subscription, kind: str, consent: ConsentContext, now: datetime
-) -> None:
-    ConsentRecord.objects.create(
-        subscription=subscription,
-        kind=kind,
-        at=now,
-        ip_address=consent.ip_address or None,
-        user_agent=consent.user_agent[:500],
-        page_url=consent.page_url[:2000],
-        consent_text=consent.consent_text,
-    )
 
 
 def _issued_after_pending(issued_at: datetime, pending_since: datetime | None) -> bool:
@@ -417,7 +331,7 @@ def _queue_confirmation_email(
     )
     if capped:
         for subscription in subscriptions:
-            _log(
+            log_event(
                 subscription,
                 Event.CONFIRMATION_CAPPED,
                 subscription.status,
@@ -434,7 +348,7 @@ def _queue_confirmation_email(
         now=now,
     )
     for subscription in subscriptions:
-        _log(
+        log_event(
             subscription,
             Event.CONFIRMATION_QUEUED,
             subscription.status,

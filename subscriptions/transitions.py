@@ -1,0 +1,108 @@
+"""The primitives every state change is made of: lock the subscriber, change a
+subscription's status with its timestamp, write the event log and the consent record.
+
+Services in `services.py` (reader- and editor-driven) and `deliverability.py`
+(ESP-driven) are built from these; nothing else should call them.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import IntegrityError, transaction
+from django.db.models import Q, Value
+from django.db.models.functions import Lower
+
+from subscriptions.models import ConsentRecord, Subscriber, Subscription, SubscriptionEvent
+
+Status = Subscription.Status
+
+DEFAULT_CONSENT_TEXT = (
+    "We'll email you a link to confirm first. You can unsubscribe at any time with one "
+    "click from any email."
+)
+
+
+@dataclass(frozen=True)
+class ConsentContext:
+    """What the reader saw and where they were; recorded as proof of consent."""
+
+    ip_address: str | None = None
+    user_agent: str = ""
+    page_url: str = ""
+    consent_text: str = DEFAULT_CONSENT_TEXT
+
+
+def lock_or_create_subscriber(address: str) -> Subscriber:
+    """Return the subscriber for this address, row-locked until the transaction ends."""
+    query = Subscriber.objects.select_for_update().alias(email_ci=Lower("email"))
+    match = Q(email_ci=Lower(Value(address)))
+    subscriber = query.filter(match).first()
+    if subscriber is not None:
+        return subscriber
+    try:
+        # The savepoint lets a lost insert race fall back to the winner's row.
+        with transaction.atomic():
+            return Subscriber.objects.create(email=address)
+    except IntegrityError:
+        return query.get(match)
+
+
+def lock_subscribers(subscriber_ids: set[int]) -> list[Subscriber]:
+    # Ordered, so two services locking the same rows can never deadlock.
+    return list(Subscriber.objects.select_for_update().filter(pk__in=subscriber_ids).order_by("pk"))
+
+
+def change_status(
+    subscription: Subscription,
+    target: str,
+    kind: str,
+    actor: str,
+    now: datetime,
+    detail: dict | None = None,
+) -> None:
+    previous = subscription.status
+    subscription.status = target
+    stamp_field = {
+        Status.PENDING: "pending_since",
+        Status.ACTIVE: "confirmed_at",
+        Status.UNSUBSCRIBED: "unsubscribed_at",
+        Status.BOUNCED: "bounced_at",
+        Status.COMPLAINED: "complained_at",
+    }[Status(target)]
+    setattr(subscription, stamp_field, now)
+    subscription.save(update_fields=["status", "source", stamp_field, "updated_at"])
+    log_event(subscription, kind, previous, target, actor, now, detail or {})
+
+
+def log_event(
+    subscription: Subscription,
+    kind: str,
+    from_status: str,
+    to_status: str,
+    actor: str,
+    now: datetime,
+    detail: dict | None = None,
+) -> None:
+    SubscriptionEvent.objects.create(
+        subscription=subscription,
+        kind=kind,
+        from_status=from_status,
+        to_status=to_status,
+        actor=actor[:200],
+        detail=detail or {},
+        at=now,
+    )
+
+
+def record_consent(
+    subscription: Subscription, kind: str, consent: ConsentContext, now: datetime
+) -> None:
+    ConsentRecord.objects.create(
+        subscription=subscription,
+        kind=kind,
+        at=now,
+        ip_address=consent.ip_address or None,
+        user_agent=consent.user_agent[:500],
+        page_url=consent.page_url[:2000],
+        consent_text=consent.consent_text,
+    )
