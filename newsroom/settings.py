@@ -151,6 +151,12 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="The Kyiv Ledger <hel
 NEWSLETTER_FROM_EMAIL = env.str("NEWSLETTER_FROM_EMAIL", default=DEFAULT_FROM_EMAIL)
 SERVER_EMAIL = env.str("SERVER_EMAIL", default=DEFAULT_FROM_EMAIL)
 ANYMAIL = env.json("ANYMAIL", default={})
+# Basic-auth credentials ("user:password") the ESP must send to /anymail/<esp>/...;
+# several, comma-separated, while rotating.
+if env.str("ANYMAIL_WEBHOOK_SECRET", default=""):
+    ANYMAIL["WEBHOOK_SECRET"] = env.list("ANYMAIL_WEBHOOK_SECRET")
+if env.str("MAILGUN_WEBHOOK_SIGNING_KEY", default=""):
+    ANYMAIL["MAILGUN_WEBHOOK_SIGNING_KEY"] = env.str("MAILGUN_WEBHOOK_SIGNING_KEY")
 
 # --- Subscriptions -----------------------------------------------------------------------
 CONFIRMATION_TOKEN_MAX_AGE_DAYS = env.int("CONFIRMATION_TOKEN_MAX_AGE_DAYS", default=7)
@@ -165,7 +171,20 @@ EMAIL_DNS_TIMEOUT_SECONDS = env.float("EMAIL_DNS_TIMEOUT_SECONDS", default=2.0)
 # Most ESPs cannot deliver to non-ASCII local parts (SMTPUTF8); IDN domains are fine.
 EMAIL_ALLOW_SMTPUTF8 = env.bool("EMAIL_ALLOW_SMTPUTF8", default=False)
 OUTBOX_MAX_ATTEMPTS = env.int("OUTBOX_MAX_ATTEMPTS", default=8)
-OUTBOX_STALE_AFTER_SECONDS = env.int("OUTBOX_STALE_AFTER_SECONDS", default=300)
+OUTBOX_RETRY_BASE_SECONDS = env.float("OUTBOX_RETRY_BASE_SECONDS", default=5.0)
+OUTBOX_RETRY_MAX_SECONDS = env.float("OUTBOX_RETRY_MAX_SECONDS", default=600.0)
+# A row queued or claimed longer ago than this is re-enqueued by the sweeper: the broker
+# was down when it was queued, or the worker sending it died.
+OUTBOX_STALE_AFTER_SECONDS = env.int("OUTBOX_STALE_AFTER_SECONDS", default=120)
+
+# --- Deliverability ---------------------------------------------------------------------
+# Soft bounces since the address's last successful delivery, within the window, that
+# put it on the suppression list.
+SOFT_BOUNCE_LIMIT = env.int("SOFT_BOUNCE_LIMIT", default=3)
+SOFT_BOUNCE_WINDOW_DAYS = env.int("SOFT_BOUNCE_WINDOW_DAYS", default=30)
+# Also offer mailto: in List-Unsubscribe (RFC 2369); mail to it is handled by anymail's
+# inbound webhook.
+UNSUBSCRIBE_MAILTO = env.str("UNSUBSCRIBE_MAILTO", default="")
 
 LOGGING = {
     "version": 1,

@@ -4,6 +4,8 @@ from django.urls import include, path
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    # ESP webhooks: /anymail/<esp>/tracking/ and /anymail/<esp>/inbound/
+    path("anymail/", include("anymail.urls")),
     path("", include("subscriptions.urls")),
 ]
 

@@ -5,3 +5,7 @@ class SubscriptionsConfig(AppConfig):
     name = "subscriptions"
     verbose_name = "Newsletters and subscribers"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # Connects the anymail tracking and inbound signal receivers.
+        from subscriptions import webhooks  # noqa: F401

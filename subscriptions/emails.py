@@ -70,6 +70,12 @@ def _confirmation_message(
 
 def _welcome_message(outbound: OutboundEmail, subscription: Subscription) -> AnymailMessage:
     unsubscribe = unsubscribe_url(subscription)
+    list_unsubscribe = f"<{unsubscribe}>"
+    if settings.UNSUBSCRIBE_MAILTO:
+        token = unsubscribe_token.make_token(subscription.pk)
+        list_unsubscribe += (
+            f", <mailto:{settings.UNSUBSCRIBE_MAILTO}?subject=unsubscribe%20{token}>"
+        )
     context = {
         "site_name": settings.SITE_NAME,
         "newsletter": subscription.newsletter,
@@ -78,7 +84,8 @@ def _welcome_message(outbound: OutboundEmail, subscription: Subscription) -> Any
     }
     headers = {
         "List-Id": list_id(subscription),
-        "List-Unsubscribe": f"<{unsubscribe}>",
+        # RFC 2369; HTTPS first, because one-click (RFC 8058) works only with it.
+        "List-Unsubscribe": list_unsubscribe,
         # RFC 8058: the ESP or mailbox provider POSTs this body to the URL above.
         "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
     }

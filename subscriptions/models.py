@@ -152,6 +152,9 @@ class SubscriptionEvent(models.Model):
         CONFIRMED = "confirmed", "Confirmed"
         ACTIVATED = "activated", "Activated without confirmation"
         UNSUBSCRIBED = "unsubscribed", "Unsubscribed"
+        BOUNCED = "bounced", "Bounced"
+        COMPLAINED = "complained", "Marked as spam"
+        EMAIL_SUPPRESSED = "email_suppressed", "Email not sent (address suppressed)"
 
     subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE, related_name="events")
     kind = models.CharField(max_length=40, choices=Kind.choices)
@@ -184,6 +187,8 @@ class OutboundEmail(models.Model):
         SENDING = "sending", "Sending"
         SENT = "sent", "Sent"
         FAILED = "failed", "Failed"
+        # Not sent because the address was suppressed by the time the worker got to it.
+        SUPPRESSED = "suppressed", "Suppressed"
 
     kind = models.CharField(max_length=20, choices=Kind.choices)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
@@ -209,3 +214,84 @@ class OutboundEmail(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} to {self.to_email} ({self.status})"
+
+
+class DeliveryEvent(models.Model):
+    """A tracking event from the ESP that changes something for us, normalised from
+    whatever the provider sent (see `subscriptions.webhooks`). Stored once per
+    provider event id, so a replayed webhook changes nothing twice."""
+
+    class Kind(models.TextChoices):
+        DELIVERED = "delivered", "Delivered"
+        SOFT_BOUNCE = "soft_bounce", "Soft bounce"
+        HARD_BOUNCE = "hard_bounce", "Hard bounce"
+        REJECTED = "rejected", "Rejected by the ESP"
+        COMPLAINED = "complained", "Spam complaint"
+        UNSUBSCRIBED = "unsubscribed", "Unsubscribed at the ESP"
+
+    esp = models.CharField(max_length=50)
+    event_id = models.CharField(max_length=255)
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    recipient = models.EmailField(max_length=254)
+    occurred_at = models.DateTimeField()
+    received_at = models.DateTimeField()
+    outbound_email = models.ForeignKey(
+        OutboundEmail, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    subscription_ids = models.JSONField(default=list, blank=True)
+    description = models.CharField(max_length=500, blank=True)
+    mta_response = models.TextField(blank=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-occurred_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["esp", "event_id"], name="delivery_event_unique"),
+        ]
+        indexes = [
+            models.Index(
+                Lower("recipient"), "kind", "occurred_at", name="delivery_event_recipient"
+            ),
+            models.Index(fields=["processed_at", "received_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} for {self.recipient} ({self.esp})"
+
+
+class SuppressedAddress(models.Model):
+    """An address that gets no mail at all, confirmations included. Entries are lifted,
+    never deleted, so the history of why an address was blocked stays visible."""
+
+    class Reason(models.TextChoices):
+        HARD_BOUNCE = "hard_bounce", "Hard bounce"
+        SOFT_BOUNCES = "soft_bounces", "Too many soft bounces"
+        REJECTED = "rejected", "Rejected by the ESP"
+        COMPLAINT = "complaint", "Spam complaint"
+        MANUAL = "manual", "Added by an editor"
+
+    email = models.EmailField(max_length=254)
+    reason = models.CharField(max_length=20, choices=Reason.choices)
+    source_event = models.ForeignKey(
+        DeliveryEvent, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    note = models.TextField(blank=True)
+    created_at = models.DateTimeField()
+    lifted_at = models.DateTimeField(null=True, blank=True)
+    lifted_by = models.CharField(max_length=200, blank=True)
+    lift_reason = models.TextField(blank=True)
+
+    class Meta:
+        verbose_name_plural = "suppressed addresses"
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            # At most one entry in force per address; lifted ones are history.
+            models.UniqueConstraint(
+                Lower("email"),
+                condition=models.Q(lifted_at__isnull=True),
+                name="suppression_in_force_unique",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.email} ({self.get_reason_display()})"

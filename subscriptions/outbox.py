@@ -92,6 +92,32 @@ def mark_failed(outbound: OutboundEmail, *, error: str) -> None:
     )
 
 
+def mark_suppressed(outbound: OutboundEmail) -> None:
+    OutboundEmail.objects.filter(pk=outbound.pk, status=Status.SENDING).update(
+        status=Status.SUPPRESSED, last_error="The address is on the suppression list."
+    )
+
+
+def retry(outbound_email_ids: list[int]) -> int:
+    """Give failed or suppressed rows another go (an editor's action); returns how many.
+
+    A row still suppressed at send time is suppressed again, so this never mails a
+    suppressed address.
+    """
+    with transaction.atomic():
+        ids = list(
+            OutboundEmail.objects.select_for_update()
+            .filter(pk__in=outbound_email_ids, status__in=[Status.FAILED, Status.SUPPRESSED])
+            .values_list("pk", flat=True)
+        )
+        OutboundEmail.objects.filter(pk__in=ids).update(
+            status=Status.QUEUED, claimed_at=None, attempts=0, last_error=""
+        )
+        for outbound_email_id in ids:
+            transaction.on_commit(partial(enqueue, outbound_email_id), robust=True)
+    return len(ids)
+
+
 def release_for_retry(outbound: OutboundEmail, *, error: str) -> None:
     """Put a row back in the queue after a transient error; the task retries it."""
     OutboundEmail.objects.filter(pk=outbound.pk, status=Status.SENDING).update(

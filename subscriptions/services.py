@@ -17,7 +17,7 @@ from django.db import transaction
 from django.db.models import Count, Max
 from django.utils import timezone
 
-from subscriptions import outbox
+from subscriptions import outbox, suppression
 from subscriptions.models import (
     ConsentRecord,
     Newsletter,
@@ -320,6 +320,18 @@ def _queue_confirmation_email(
 
     Called with the subscriber row locked, so the count below cannot race.
     """
+    if suppression.is_suppressed(subscriber.email):
+        for subscription in subscriptions:
+            log_event(
+                subscription,
+                Event.EMAIL_SUPPRESSED,
+                subscription.status,
+                subscription.status,
+                actor,
+                now,
+                {"kind": OutboundEmail.Kind.CONFIRMATION},
+            )
+        return None
     recent = OutboundEmail.objects.filter(
         subscriber=subscriber,
         kind=OutboundEmail.Kind.CONFIRMATION,
@@ -361,10 +373,22 @@ def _queue_confirmation_email(
 
 
 def _queue_welcome_email(subscription: Subscription, *, now: datetime) -> None:
-    if subscription.newsletter.send_welcome_email:
-        outbox.queue_email(
-            kind=OutboundEmail.Kind.WELCOME,
-            subscriber=subscription.subscriber,
-            subscriptions=[subscription],
-            now=now,
+    if not subscription.newsletter.send_welcome_email:
+        return
+    if suppression.is_suppressed(subscription.subscriber.email):
+        log_event(
+            subscription,
+            Event.EMAIL_SUPPRESSED,
+            subscription.status,
+            subscription.status,
+            "system",
+            now,
+            {"kind": OutboundEmail.Kind.WELCOME},
         )
+        return
+    outbox.queue_email(
+        kind=OutboundEmail.Kind.WELCOME,
+        subscriber=subscription.subscriber,
+        subscriptions=[subscription],
+        now=now,
+    )

@@ -7,15 +7,11 @@ import smtplib
 
 from celery import shared_task
 from django.conf import settings
+from django.db import OperationalError
 
-from subscriptions import emails, outbox
+from subscriptions import deliverability, emails, outbox, suppression
 
 logger = logging.getLogger(__name__)
-
-# Backoff base and ceiling in seconds; the ceiling stays well below Redis's
-# visibility_timeout so a waiting retry is never redelivered as a duplicate.
-RETRY_BASE_SECONDS = 5
-RETRY_MAX_SECONDS = 600
 
 
 def is_permanent_failure(exc: BaseException) -> bool:
@@ -30,8 +26,13 @@ def is_permanent_failure(exc: BaseException) -> bool:
 
 
 def retry_countdown(attempts: int) -> float:
-    """Exponential backoff with full jitter (spreads retries after an ESP outage)."""
-    ceiling = min(RETRY_MAX_SECONDS, RETRY_BASE_SECONDS * 2 ** max(attempts - 1, 0))
+    """Exponential backoff with jitter (spreads retries after an ESP outage).
+
+    The ceiling (OUTBOX_RETRY_MAX_SECONDS) stays well below Redis's visibility_timeout,
+    so a retry waiting in the queue is never redelivered as a duplicate.
+    """
+    base = settings.OUTBOX_RETRY_BASE_SECONDS
+    ceiling = min(settings.OUTBOX_RETRY_MAX_SECONDS, base * 2 ** max(attempts - 1, 0))
     return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not security
 
 
@@ -40,6 +41,9 @@ def send_outbound_email(self, outbound_email_id: int) -> str:
     outbound = outbox.claim(outbound_email_id)
     if outbound is None:
         return "skipped"
+    if suppression.is_suppressed(outbound.to_email):
+        outbox.mark_suppressed(outbound)
+        return "suppressed"
     try:
         message = emails.build_message(outbound)
         message.send()
@@ -67,6 +71,13 @@ def _esp_message_id(message: object) -> str:
     return str(message_id)
 
 
+@shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
+def process_delivery_event(delivery_event_id: int) -> bool:
+    return deliverability.apply_delivery_event(delivery_event_id)
+
+
 @shared_task
 def requeue_stale_outbound_emails() -> int:
-    return outbox.requeue_stale()
+    """The safety net behind every enqueue: outbox rows and delivery events whose task
+    never ran (broker down) or whose worker died."""
+    return outbox.requeue_stale() + deliverability.requeue_unprocessed()

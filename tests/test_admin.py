@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from subscriptions import services
-from subscriptions.admin import _csv_safe
+from subscriptions.admin.subscribers import _csv_safe
 from subscriptions.models import (
     ConsentRecord,
     OutboundEmail,

@@ -109,13 +109,16 @@ def test_the_row_fails_after_the_last_allowed_attempt(queued, settings):
     assert (queued.status, queued.attempts) == (OutboundEmail.Status.FAILED, 2)
 
 
-def test_retry_countdowns_grow_and_stay_below_the_ceiling():
+def test_retry_countdowns_grow_with_jitter_and_stay_below_the_ceiling(settings):
+    settings.OUTBOX_RETRY_BASE_SECONDS = 5
+    settings.OUTBOX_RETRY_MAX_SECONDS = 600
     first = [tasks.retry_countdown(1) for _ in range(50)]
+    third = [tasks.retry_countdown(3) for _ in range(50)]
     late = [tasks.retry_countdown(30) for _ in range(50)]
 
-    assert max(first) <= tasks.RETRY_BASE_SECONDS
-    assert min(late) >= tasks.RETRY_MAX_SECONDS / 2
-    assert max(late) <= tasks.RETRY_MAX_SECONDS
+    assert 2.5 <= min(first) and max(first) <= 5
+    assert 10 <= min(third) and max(third) <= 20
+    assert 300 <= min(late) and max(late) <= 600
     assert len(set(late)) > 1
 
 

@@ -1,5 +1,6 @@
-"""The editors' admin. Status changes go through services (actions), never through
-editable status fields, so every change lands in the event log."""
+"""Subscribers, subscriptions, the event log and consent records. Status changes go
+through services (actions), never through editable status fields, so every change
+lands in the event log."""
 
 import csv
 
@@ -12,63 +13,16 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from subscriptions import selectors, services
+from subscriptions import services
+from subscriptions.admin.common import actor
 from subscriptions.models import (
     ConsentRecord,
     Newsletter,
-    OutboundEmail,
     Subscriber,
     Subscription,
     SubscriptionEvent,
 )
 from subscriptions.validation import normalize_email
-
-
-def _actor(request: HttpRequest) -> str:
-    return f"admin:{request.user.get_username()}"
-
-
-@admin.register(Newsletter)
-class NewsletterAdmin(admin.ModelAdmin):
-    list_display = [
-        "name",
-        "host_line",
-        "cadence",
-        "is_public",
-        "double_opt_in",
-        "position",
-        "active_count",
-        "pending_count",
-        "unsubscribed_count",
-        "bounced_count",
-        "complained_count",
-    ]
-    list_editable = ["position"]
-    prepopulated_fields = {"slug": ["name"]}
-    search_fields = ["name", "slug", "host_line"]
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Newsletter]:
-        return selectors.newsletters_with_status_counts()
-
-    @admin.display(description="Active", ordering="active_count")
-    def active_count(self, obj: Newsletter) -> int:
-        return obj.active_count
-
-    @admin.display(description="Pending", ordering="pending_count")
-    def pending_count(self, obj: Newsletter) -> int:
-        return obj.pending_count
-
-    @admin.display(description="Unsubscribed", ordering="unsubscribed_count")
-    def unsubscribed_count(self, obj: Newsletter) -> int:
-        return obj.unsubscribed_count
-
-    @admin.display(description="Bounced", ordering="bounced_count")
-    def bounced_count(self, obj: Newsletter) -> int:
-        return obj.bounced_count
-
-    @admin.display(description="Complained", ordering="complained_count")
-    def complained_count(self, obj: Newsletter) -> int:
-        return obj.complained_count
 
 
 class SubscriptionInline(admin.TabularInline):
@@ -240,7 +194,7 @@ class SubscriberAdmin(admin.ModelAdmin):
             )
             if not pending:
                 continue
-            queued = services.resend_confirmation(subscription_ids=pending, actor=_actor(request))
+            queued = services.resend_confirmation(subscription_ids=pending, actor=actor(request))
             sent, capped = (sent + 1, capped) if queued else (sent, capped + 1)
         self.message_user(request, f"Queued {sent} confirmation email(s).", messages.SUCCESS)
         if capped:
@@ -256,7 +210,7 @@ class SubscriberAdmin(admin.ModelAdmin):
         ids = Subscription.objects.filter(subscriber__in=queryset).values_list("pk", flat=True)
         for subscription_id in ids:
             changed += services.unsubscribe(
-                subscription_id=subscription_id, actor=_actor(request), via="admin"
+                subscription_id=subscription_id, actor=actor(request), via="admin"
             )
         self.message_user(request, f"Unsubscribed {changed} subscription(s).", messages.SUCCESS)
 
@@ -332,7 +286,7 @@ class SubscriptionAdmin(admin.ModelAdmin):
             services.add_by_editor(
                 email=data["email"],
                 newsletters=list(data["newsletters"]),
-                actor=_actor(request),
+                actor=actor(request),
                 consent_basis=data["consent_basis"],
                 activate=data["status"] == Subscription.Status.ACTIVE,
             )
@@ -350,7 +304,7 @@ class SubscriptionAdmin(admin.ModelAdmin):
     @admin.action(description="Unsubscribe")
     def unsubscribe(self, request: HttpRequest, queryset: QuerySet[Subscription]) -> None:
         changed = sum(
-            services.unsubscribe(subscription_id=pk, actor=_actor(request), via="admin")
+            services.unsubscribe(subscription_id=pk, actor=actor(request), via="admin")
             for pk in queryset.values_list("pk", flat=True)
         )
         self.message_user(request, f"Unsubscribed {changed} subscription(s).", messages.SUCCESS)
@@ -371,27 +325,4 @@ class SubscriptionEventAdmin(admin.ModelAdmin):
         return False
 
     def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-
-@admin.register(OutboundEmail)
-class OutboundEmailAdmin(admin.ModelAdmin):
-    list_display = ["created_at", "kind", "to_email", "status", "attempts", "sent_at"]
-    list_filter = ["status", "kind"]
-    search_fields = ["to_email", "esp_message_id"]
-    readonly_fields = [
-        "kind",
-        "status",
-        "to_email",
-        "subscriber",
-        "attempts",
-        "last_error",
-        "esp_message_id",
-        "created_at",
-        "claimed_at",
-        "sent_at",
-    ]
-    exclude = ["subscriptions"]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -1,0 +1,61 @@
+"""The suppression list: addresses that get no mail at all, confirmations included.
+
+Checked when an email is queued and again when the worker is about to send it, so an
+address suppressed in between still gets nothing.
+"""
+
+from collections.abc import Iterable
+
+from django.db import IntegrityError, transaction
+from django.db.models import Q, Value
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+from subscriptions.models import DeliveryEvent, SuppressedAddress
+
+
+def _in_force(email: str) -> Q:
+    return Q(email_ci=Lower(Value(email)), lifted_at__isnull=True)
+
+
+def is_suppressed(email: str) -> bool:
+    return (
+        SuppressedAddress.objects.alias(email_ci=Lower("email")).filter(_in_force(email)).exists()
+    )
+
+
+def suppress(
+    *,
+    email: str,
+    reason: str,
+    source_event: DeliveryEvent | None = None,
+    note: str = "",
+) -> SuppressedAddress:
+    """Put an address on the list; if it is there already, return the entry in force."""
+    existing = (
+        SuppressedAddress.objects.alias(email_ci=Lower("email")).filter(_in_force(email)).first()
+    )
+    if existing is not None:
+        return existing
+    try:
+        # A concurrent webhook may insert the same address; the partial unique index
+        # lets exactly one win and the savepoint lets the other read the winner.
+        with transaction.atomic():
+            return SuppressedAddress.objects.create(
+                email=email,
+                reason=reason,
+                source_event=source_event,
+                note=note,
+                created_at=timezone.now(),
+            )
+    except IntegrityError:
+        return SuppressedAddress.objects.alias(email_ci=Lower("email")).get(_in_force(email))
+
+
+def lift(*, entry_ids: Iterable[int], reason: str, actor: str) -> int:
+    """Lift entries with a recorded reason; returns how many were in force."""
+    if not reason.strip():
+        raise ValueError("Lifting a suppression needs a reason.")
+    return SuppressedAddress.objects.filter(pk__in=list(entry_ids), lifted_at__isnull=True).update(
+        lifted_at=timezone.now(), lifted_by=actor[:200], lift_reason=reason.strip()
+    )
