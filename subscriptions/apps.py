@@ -7,5 +7,6 @@ class SubscriptionsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        # Connects the anymail tracking and inbound signal receivers.
-        from subscriptions import webhooks  # noqa: F401
+        # Connects the anymail tracking and inbound signal receivers, and registers the
+        # deployment checks.
+        from subscriptions import checks, webhooks  # noqa: F401

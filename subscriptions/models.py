@@ -203,6 +203,9 @@ class OutboundEmail(models.Model):
     esp_message_id = models.CharField(max_length=255, blank=True)
     created_at = models.DateTimeField(db_index=True)
     claimed_at = models.DateTimeField(null=True, blank=True)
+    # The Celery task id that claimed the row: a redelivery of that same task (its
+    # worker died mid-send) may take the row over at once; any other task must wait.
+    claimed_by_task = models.CharField(max_length=255, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -51,11 +51,15 @@ def enqueue(outbound_email_id: int) -> None:
         )
 
 
-def claim(outbound_email_id: int, *, now: datetime | None = None) -> OutboundEmail | None:
+def claim(
+    outbound_email_id: int, *, task_id: str = "", now: datetime | None = None
+) -> OutboundEmail | None:
     """Mark a row as being sent and return it, or None if there is nothing to do.
 
-    A row another worker claimed recently is left alone; one claimed longer ago than
-    OUTBOX_STALE_AFTER_SECONDS belongs to a worker that died, and is taken over.
+    A row another task claimed recently is left alone (a duplicate delivery). A row
+    claimed by this same task id is ours from a worker that died mid-send (acks_late
+    redelivered it), and one claimed longer ago than OUTBOX_STALE_AFTER_SECONDS was
+    abandoned; both are taken over.
     """
     now = now or timezone.now()
     stale_before = now - timedelta(seconds=settings.OUTBOX_STALE_AFTER_SECONDS)
@@ -68,12 +72,18 @@ def claim(outbound_email_id: int, *, now: datetime | None = None) -> OutboundEma
         )
         if outbound is None or outbound.status in (Status.SENT, Status.FAILED):
             return None
-        if outbound.status == Status.SENDING and outbound.claimed_at > stale_before:
+        redelivered = bool(task_id) and outbound.claimed_by_task == task_id
+        if (
+            outbound.status == Status.SENDING
+            and outbound.claimed_at > stale_before
+            and not redelivered
+        ):
             return None
         outbound.status = Status.SENDING
         outbound.claimed_at = now
+        outbound.claimed_by_task = task_id[:255]
         outbound.attempts += 1
-        outbound.save(update_fields=["status", "claimed_at", "attempts"])
+        outbound.save(update_fields=["status", "claimed_at", "claimed_by_task", "attempts"])
     return outbound
 
 

@@ -38,7 +38,7 @@ def retry_countdown(attempts: int) -> float:
 
 @shared_task(bind=True, acks_late=True, max_retries=None)
 def send_outbound_email(self, outbound_email_id: int) -> str:
-    outbound = outbox.claim(outbound_email_id)
+    outbound = outbox.claim(outbound_email_id, task_id=self.request.id or "")
     if outbound is None:
         return "skipped"
     if suppression.is_suppressed(outbound.to_email):

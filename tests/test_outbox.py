@@ -162,3 +162,20 @@ def test_an_unreachable_broker_does_not_fail_the_signup(client, django_capture_o
 
     assert response.status_code == 202
     assert OutboundEmail.objects.get().status == OutboundEmail.Status.QUEUED
+
+
+def test_a_redelivery_of_the_same_task_takes_over_its_own_claim(queued):
+    first = outbox.claim(queued.pk, task_id="task-1")
+
+    again = outbox.claim(queued.pk, task_id="task-1")
+
+    assert first is not None and again is not None
+    queued.refresh_from_db()
+    assert (queued.status, queued.attempts, queued.claimed_by_task) == ("sending", 2, "task-1")
+
+
+def test_a_different_task_cannot_take_a_fresh_claim(queued):
+    outbox.claim(queued.pk, task_id="task-1")
+
+    assert outbox.claim(queued.pk, task_id="task-2") is None
+    assert outbox.claim(queued.pk) is None
