@@ -69,6 +69,51 @@ def subscribe(
     Never downgrades an active subscription. A pending one gets a fresh confirmation
     email unless the per-address cap says no.
     """
+    return _sign_up(
+        email=email,
+        newsletters=newsletters,
+        source=source,
+        actor=actor,
+        consent=consent,
+        consent_kind=ConsentRecord.Kind.SIGNUP,
+        verified=False,
+    )
+
+
+def add_by_editor(
+    *,
+    email: str,
+    newsletters: Sequence[Newsletter],
+    actor: str,
+    consent_basis: str,
+    activate: bool,
+) -> SignupResult:
+    """An editor adds an address. Pending sends the usual confirmation email; active
+    skips it, records the editor's stated consent basis as the proof, and sends no
+    welcome email (such lists usually move over from another system)."""
+    return _sign_up(
+        email=email,
+        newsletters=newsletters,
+        source=Subscription.Source.ADMIN,
+        actor=actor,
+        consent=ConsentContext(consent_text=consent_basis),
+        consent_kind=ConsentRecord.Kind.ADMIN,
+        verified=activate,
+        send_welcome=not activate,
+    )
+
+
+def _sign_up(
+    *,
+    email: str,
+    newsletters: Sequence[Newsletter],
+    source: str,
+    actor: str,
+    consent: ConsentContext,
+    consent_kind: str,
+    verified: bool,
+    send_welcome: bool = True,
+) -> SignupResult:
     address = normalize_email(email)
     now = timezone.now()
     with transaction.atomic():
@@ -84,65 +129,26 @@ def subscribe(
             if subscription is not None and subscription.status == Status.ACTIVE:
                 continue
             subscription = _start_subscription(
-                subscriber, newsletter, subscription, source=source, actor=actor, now=now
+                subscriber,
+                newsletter,
+                subscription,
+                source=source,
+                actor=actor,
+                now=now,
+                verified=verified,
             )
-            record_consent(subscription, ConsentRecord.Kind.SIGNUP, consent, now)
+            record_consent(subscription, consent_kind, consent, now)
             if subscription.status == Status.PENDING:
                 to_confirm.append(subscription)
                 result.pending_ids.append(subscription.pk)
             else:
                 result.activated_ids.append(subscription.pk)
-                _queue_welcome_email(subscription, now=now)
+                if send_welcome:
+                    _queue_welcome_email(subscription, now=now)
         if to_confirm:
             result.confirmation_email_id = _queue_confirmation_email(
                 subscriber, to_confirm, actor=actor, now=now
             )
-    return result
-
-
-def add_by_editor(
-    *,
-    email: str,
-    newsletters: Sequence[Newsletter],
-    actor: str,
-    consent_basis: str,
-    activate: bool,
-) -> SignupResult:
-    """An editor adds an address. Pending sends the usual confirmation email; active
-    skips it and records the editor's stated consent basis as the proof."""
-    consent = ConsentContext(consent_text=consent_basis)
-    if not activate:
-        return subscribe(
-            email=email,
-            newsletters=newsletters,
-            source=Subscription.Source.ADMIN,
-            consent=consent,
-            actor=actor,
-        )
-    address = normalize_email(email)
-    now = timezone.now()
-    with transaction.atomic():
-        subscriber = lock_or_create_subscriber(address)
-        existing = {
-            s.newsletter_id: s
-            for s in Subscription.objects.filter(subscriber=subscriber, newsletter__in=newsletters)
-        }
-        result = SignupResult(subscriber_id=subscriber.pk)
-        for newsletter in newsletters:
-            subscription = existing.get(newsletter.pk)
-            if subscription is not None and subscription.status == Status.ACTIVE:
-                continue
-            subscription = _start_subscription(
-                subscriber,
-                newsletter,
-                subscription,
-                source=Subscription.Source.ADMIN,
-                actor=actor,
-                now=now,
-                verified=True,
-            )
-            record_consent(subscription, ConsentRecord.Kind.ADMIN, consent, now)
-            result.activated_ids.append(subscription.pk)
     return result
 
 

@@ -322,7 +322,7 @@ def test_adding_as_pending_sends_a_confirmation_email_and_records_consent(
     assert subscription.subscriber.email == "Ann@example.org"
     assert (subscription.status, subscription.source) == (Status.PENDING, "admin")
     consent = ConsentRecord.objects.get()
-    assert (consent.subscription, consent.kind) == (subscription, ConsentRecord.Kind.SIGNUP)
+    assert (consent.subscription, consent.kind) == (subscription, ConsentRecord.Kind.ADMIN)
     assert consent.consent_text == "Added by an editor"
     (message,) = mail.outbox
     assert message.to == ["Ann@example.org"]

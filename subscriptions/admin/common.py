@@ -1,6 +1,35 @@
+"""Pieces shared by the admin modules."""
+
+from django.contrib import admin
 from django.http import HttpRequest
 
 
 def actor(request: HttpRequest) -> str:
     """How the event log names an editor."""
     return f"admin:{request.user.get_username()}"
+
+
+class ReadOnlyInline(admin.TabularInline):
+    """An inline that shows history: rows are written by services, never here."""
+
+    extra = 0
+    can_delete = False
+
+    def get_readonly_fields(self, request: HttpRequest, obj: object = None) -> list[str]:
+        return list(self.fields or [])
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """A log that editors read but never write."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False

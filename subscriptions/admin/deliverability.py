@@ -7,7 +7,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
 from subscriptions import outbox, suppression
-from subscriptions.admin.common import actor
+from subscriptions.admin.common import ReadOnlyAdmin, actor
 from subscriptions.models import (
     DeliveryEvent,
     OutboundEmail,
@@ -46,20 +46,11 @@ class OutboundEmailAdmin(admin.ModelAdmin):
 
 
 @admin.register(DeliveryEvent)
-class DeliveryEventAdmin(admin.ModelAdmin):
+class DeliveryEventAdmin(ReadOnlyAdmin):
     list_display = ["occurred_at", "esp", "kind", "recipient", "processed_at"]
     list_filter = ["kind", "esp"]
     search_fields = ["recipient", "event_id"]
     date_hierarchy = "occurred_at"
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
 
 
 class InForceFilter(admin.SimpleListFilter):

@@ -1,13 +1,13 @@
 """Newsletters, with subscription counts per status."""
 
+from collections.abc import Callable
+
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from subscriptions import selectors
-from subscriptions.models import (
-    Newsletter,
-)
+from subscriptions.models import Newsletter, Subscription
 
 
 @admin.register(Newsletter)
@@ -19,11 +19,7 @@ class NewsletterAdmin(admin.ModelAdmin):
         "is_public",
         "double_opt_in",
         "position",
-        "active_count",
-        "pending_count",
-        "unsubscribed_count",
-        "bounced_count",
-        "complained_count",
+        *(f"{status}_count" for status in Subscription.Status.values),
     ]
     list_editable = ["position"]
     prepopulated_fields = {"slug": ["name"]}
@@ -32,22 +28,15 @@ class NewsletterAdmin(admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Newsletter]:
         return selectors.newsletters_with_status_counts()
 
-    @admin.display(description="Active", ordering="active_count")
-    def active_count(self, obj: Newsletter) -> int:
-        return obj.active_count
 
-    @admin.display(description="Pending", ordering="pending_count")
-    def pending_count(self, obj: Newsletter) -> int:
-        return obj.pending_count
+def _count_column(status: Subscription.Status) -> Callable[[NewsletterAdmin, Newsletter], int]:
+    @admin.display(description=status.label, ordering=f"{status.value}_count")
+    def column(model_admin: NewsletterAdmin, obj: Newsletter) -> int:
+        return getattr(obj, f"{status.value}_count")
 
-    @admin.display(description="Unsubscribed", ordering="unsubscribed_count")
-    def unsubscribed_count(self, obj: Newsletter) -> int:
-        return obj.unsubscribed_count
+    return column
 
-    @admin.display(description="Bounced", ordering="bounced_count")
-    def bounced_count(self, obj: Newsletter) -> int:
-        return obj.bounced_count
 
-    @admin.display(description="Complained", ordering="complained_count")
-    def complained_count(self, obj: Newsletter) -> int:
-        return obj.complained_count
+# One column per status, reading the counts `newsletters_with_status_counts` annotates.
+for _status in Subscription.Status:
+    setattr(NewsletterAdmin, f"{_status.value}_count", _count_column(_status))

@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from subscriptions import services
-from subscriptions.admin.common import actor
+from subscriptions.admin.common import ReadOnlyAdmin, ReadOnlyInline, actor
 from subscriptions.models import (
     ConsentRecord,
     Newsletter,
@@ -25,40 +25,22 @@ from subscriptions.models import (
 from subscriptions.validation import normalize_email
 
 
-class SubscriptionInline(admin.TabularInline):
+class SubscriptionInline(ReadOnlyInline):
     model = Subscription
     fields = ["newsletter", "status", "source", "created_at", "confirmed_at", "unsubscribed_at"]
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
     show_change_link = True
 
-    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
 
-
-class SubscriptionEventInline(admin.TabularInline):
+class SubscriptionEventInline(ReadOnlyInline):
     """The event log of one subscription, newest first."""
 
     model = SubscriptionEvent
     fields = ["at", "kind", "from_status", "to_status", "actor", "detail"]
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
 
 
-class ConsentRecordInline(admin.TabularInline):
+class ConsentRecordInline(ReadOnlyInline):
     model = ConsentRecord
     fields = ["at", "kind", "ip_address", "user_agent", "page_url", "consent_text"]
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
 
 
 class NewsletterFilter(admin.SimpleListFilter):
@@ -311,18 +293,9 @@ class SubscriptionAdmin(admin.ModelAdmin):
 
 
 @admin.register(SubscriptionEvent)
-class SubscriptionEventAdmin(admin.ModelAdmin):
+class SubscriptionEventAdmin(ReadOnlyAdmin):
     list_display = ["at", "subscription", "kind", "from_status", "to_status", "actor"]
     list_filter = ["kind"]
     search_fields = ["subscription__subscriber__email", "actor"]
     list_select_related = ["subscription__subscriber", "subscription__newsletter"]
     date_hierarchy = "at"
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
