@@ -7,8 +7,6 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from subscriptions import services
-from subscriptions.client import consent_from_request
 from subscriptions.forms import SignupForm
 from subscriptions.models import Subscription
 from subscriptions.views import SUCCESS_MESSAGE
@@ -38,11 +36,5 @@ def create_subscription(request: HttpRequest) -> JsonResponse:
             for field, field_errors in form.errors.get_json_data().items()
         }
         return JsonResponse({"errors": errors}, status=400)
-    if not form.is_bot():
-        services.subscribe(
-            email=form.cleaned_data["email"],
-            newsletters=form.cleaned_data["newsletters"],
-            source=Subscription.Source.API,
-            consent=consent_from_request(request, page_url=form.cleaned_data.get("page_url")),
-        )
+    form.submit(request, source=Subscription.Source.API)
     return JsonResponse({"status": "pending", "message": SUCCESS_MESSAGE}, status=202)

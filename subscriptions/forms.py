@@ -2,8 +2,10 @@
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.http import HttpRequest
 
-from subscriptions import selectors
+from subscriptions import selectors, services
+from subscriptions.client import consent_from_request
 from subscriptions.exceptions import UnknownNewsletter
 from subscriptions.models import Newsletter
 from subscriptions.validation import INVALID_EMAIL_MESSAGE, MAX_EMAIL_LENGTH, normalize_email
@@ -54,8 +56,17 @@ class SignupForm(forms.Form):
     def clean_email(self) -> str:
         return normalize_email(self.cleaned_data["email"])
 
-    def is_bot(self) -> bool:
-        return bool(self.cleaned_data.get("website"))
+    def submit(self, request: HttpRequest, *, source: str) -> None:
+        """Sign the reader up. A filled honeypot means a bot: it gets the same answer
+        from the caller, and nothing is stored or sent."""
+        if self.cleaned_data.get("website"):
+            return
+        services.subscribe(
+            email=self.cleaned_data["email"],
+            newsletters=self.cleaned_data["newsletters"],
+            source=source,
+            consent=consent_from_request(request, page_url=self.cleaned_data.get("page_url")),
+        )
 
 
 class PreferencesForm(forms.Form):

@@ -62,13 +62,7 @@ def signup(request: HttpRequest) -> HttpResponse:
             },
             status=400,
         )
-    if not form.is_bot():
-        services.subscribe(
-            email=form.cleaned_data["email"],
-            newsletters=form.cleaned_data["newsletters"],
-            source=Subscription.Source.FORM,
-            consent=consent_from_request(request, page_url=form.cleaned_data.get("page_url")),
-        )
+    form.submit(request, source=Subscription.Source.FORM)
     return HttpResponseRedirect(reverse("subscriptions:thanks"))
 
 
