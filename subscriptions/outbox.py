@@ -70,7 +70,7 @@ def claim(
             .filter(pk=outbound_email_id)
             .first()
         )
-        if outbound is None or outbound.status in (Status.SENT, Status.FAILED):
+        if outbound is None or outbound.status not in (Status.QUEUED, Status.SENDING):
             return None
         redelivered = bool(task_id) and outbound.claimed_by_task == task_id
         if (
