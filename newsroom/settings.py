@@ -38,18 +38,31 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "anymail",
+    "corsheaders",
+    "csp",
+    "axes",
     "subscriptions",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns lockouts into responses.
+    "axes.middleware.AxesMiddleware",
+]
+
+AUTHENTICATION_BACKENDS = [
+    # First, so a locked-out client is refused before its password is checked.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 
 ROOT_URLCONF = "newsroom.urls"
@@ -191,6 +204,94 @@ SOFT_BOUNCE_WINDOW_DAYS = env.int("SOFT_BOUNCE_WINDOW_DAYS", default=30)
 # Also offer mailto: in List-Unsubscribe (RFC 2369); mail to it is handled by anymail's
 # inbound webhook.
 UNSUBSCRIBE_MAILTO = env.str("UNSUBSCRIBE_MAILTO", default="")
+
+# --- Web security ----------------------------------------------------------------------
+# Number of reverse proxies in front of the app that append to X-Forwarded-For. With 0
+# (the default) the header is ignored, since any client can send it.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+if TRUSTED_PROXY_COUNT:
+    # The proxy terminates TLS and says so; only trusted when there is a proxy.
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# Secure by default outside DEBUG; each can be turned off for a special set-up.
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
+SESSION_COOKIE_HTTPONLY = True
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31_536_000)
+# Both commit every subdomain to HTTPS for a year: opt in once they all serve it.
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "strict-origin-when-cross-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+
+# No inline scripts or styles on our pages; the JSON API is the only thing other
+# origins may call (CORS below), and nothing may frame the site.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        "base-uri": ["'self'"],
+        "object-src": ["'none'"],
+    },
+}
+
+# The JSON API is called from the newsroom's other sites. No credentials: it needs no
+# cookies, so none are sent or accepted cross-origin.
+CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
+CORS_URLS_REGEX = r"^/api/.*$"
+CORS_ALLOW_METHODS = ["GET", "POST", "OPTIONS"]
+CORS_ALLOW_CREDENTIALS = False
+CORS_PREFLIGHT_MAX_AGE = 3600
+
+# The admin: its own URL, and login throttling (django-axes).
+ADMIN_URL = env.str("ADMIN_URL", default="admin/").strip("/") + "/"
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = env.float("AXES_COOLOFF_HOURS", default=1.0)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "subscriptions.client.client_ip"
+
+# --- Abuse resistance -------------------------------------------------------------------
+# Sliding-window limits ("count/window", window in s, m, h or d, e.g. "5/10m"), per
+# client IP and per target address, separately for the HTML form and the JSON API.
+RATE_LIMITS = {
+    "form-ip": env.str("RATE_LIMIT_FORM_IP", default="20/h"),
+    "form-email": env.str("RATE_LIMIT_FORM_EMAIL", default="5/h"),
+    "api-ip": env.str("RATE_LIMIT_API_IP", default="60/h"),
+    "api-email": env.str("RATE_LIMIT_API_EMAIL", default="5/h"),
+}
+RATE_LIMIT_REDIS_URL = env.str("RATE_LIMIT_REDIS_URL", default=REDIS_URL)
+# Bot trap: the form carries a signed render time; a submission faster than this, or
+# older than the max age (cached pages included), is treated as a bot.
+SIGNUP_FORM_MIN_SECONDS = env.float("SIGNUP_FORM_MIN_SECONDS", default=2.0)
+SIGNUP_FORM_MAX_AGE_SECONDS = env.int("SIGNUP_FORM_MAX_AGE_SECONDS", default=2 * 86400)
+# Optional challenge: "" (off), "turnstile" or "hcaptcha".
+SIGNUP_CHALLENGE = env.str("SIGNUP_CHALLENGE", default="")
+SIGNUP_CHALLENGE_SITE_KEY = env.str("SIGNUP_CHALLENGE_SITE_KEY", default="")
+SIGNUP_CHALLENGE_SECRET_KEY = env.str("SIGNUP_CHALLENGE_SECRET_KEY", default="")
+# Override only to point at a stand-in in tests.
+SIGNUP_CHALLENGE_VERIFY_URL = env.str("SIGNUP_CHALLENGE_VERIFY_URL", default="")
+_CHALLENGE_ORIGINS = {
+    "turnstile": ["https://challenges.cloudflare.com"],
+    "hcaptcha": ["https://hcaptcha.com", "https://*.hcaptcha.com"],
+}
+for _directive in ("script-src", "frame-src", "connect-src", "style-src"):
+    CONTENT_SECURITY_POLICY["DIRECTIVES"].setdefault(_directive, ["'self'"]).extend(
+        _CHALLENGE_ORIGINS.get(SIGNUP_CHALLENGE.strip().lower(), [])
+    )
+# Refuse addresses at known disposable-mail domains (the disposable-email-domains list).
+BLOCK_DISPOSABLE_EMAIL_DOMAINS = env.bool("BLOCK_DISPOSABLE_EMAIL_DOMAINS", default=False)
+
+# Sign-up bodies are small; anything larger is refused before it is parsed.
+SIGNUP_MAX_BODY_BYTES = env.int("SIGNUP_MAX_BODY_BYTES", default=16_384)
 
 LOGGING = {
     "version": 1,

@@ -3,7 +3,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 urlpatterns = [
-    path("admin/", admin.site.urls),
+    path(settings.ADMIN_URL, admin.site.urls),
     # ESP webhooks: /anymail/<esp>/tracking/ and /anymail/<esp>/inbound/
     path("anymail/", include("anymail.urls")),
     path("", include("subscriptions.urls")),

@@ -3,13 +3,18 @@ and the same answer as the HTML form; errors as `{"errors": {field: [messages]}}
 
 import json
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from subscriptions import ratelimit
+from subscriptions.client import client_ip
 from subscriptions.forms import SignupForm
 from subscriptions.models import Subscription
-from subscriptions.views import SUCCESS_MESSAGE
+from subscriptions.ratelimit import RateLimited
+from subscriptions.views import SUCCESS_MESSAGE, rate_limited_message
 
 
 def _error(field: str, message: str, status: int = 400) -> JsonResponse:
@@ -21,20 +26,55 @@ def _error(field: str, message: str, status: int = 400) -> JsonResponse:
 @csrf_exempt
 @require_POST
 def create_subscription(request: HttpRequest) -> JsonResponse:
-    if request.content_type != "application/json":
-        return _error("__all__", "Send a JSON body with Content-Type: application/json.")
+    ip = client_ip(request)
     try:
-        payload = json.loads(request.body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        return _error("__all__", "The body is not valid JSON.")
-    if not isinstance(payload, dict):
-        return _error("__all__", "Send a JSON object.")
-    form = SignupForm(data=payload)
-    if not form.is_valid():
-        errors = {
-            field: [error["message"] for error in field_errors]
-            for field, field_errors in form.errors.get_json_data().items()
-        }
-        return JsonResponse({"errors": errors}, status=400)
+        ratelimit.enforce("api-ip", ip or "unknown")
+        payload = _json_object(request)
+        form = SignupForm(data=payload, require_form_token=False, remote_ip=ip)
+        if not form.is_valid():
+            errors = {
+                field: [error["message"] for error in field_errors]
+                for field, field_errors in form.errors.get_json_data().items()
+            }
+            return JsonResponse({"errors": errors}, status=400)
+        ratelimit.enforce("api-email", form.cleaned_data["email"].lower())
+    except BadPayload as exc:
+        return _error("__all__", exc.message, status=exc.status)
+    except RateLimited as exc:
+        response = _error("__all__", rate_limited_message(exc.retry_after), status=429)
+        response["Retry-After"] = str(exc.retry_after)
+        return response
     form.submit(request, source=Subscription.Source.API)
     return JsonResponse({"status": "pending", "message": SUCCESS_MESSAGE}, status=202)
+
+
+class BadPayload(Exception):
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+def _json_object(request: HttpRequest) -> dict:
+    """The body as a JSON object, or `BadPayload` saying what is wrong with it."""
+    if request.content_type != "application/json":
+        raise BadPayload("Send a JSON body with Content-Type: application/json.")
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = 0
+    if declared > settings.SIGNUP_MAX_BODY_BYTES:
+        raise BadPayload("The request body is too large.", status=413)
+    try:
+        body = request.body
+    except RequestDataTooBig as exc:
+        raise BadPayload("The request body is too large.", status=413) from exc
+    if len(body) > settings.SIGNUP_MAX_BODY_BYTES:
+        raise BadPayload("The request body is too large.", status=413)
+    try:
+        payload = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise BadPayload("The body is not valid JSON.") from exc
+    if not isinstance(payload, dict):
+        raise BadPayload("Send a JSON object.")
+    return payload

@@ -1,16 +1,38 @@
 """What we learn about the reader from the request: address and proof-of-consent context."""
 
+import ipaddress
 import unicodedata
 
+from django.conf import settings
 from django.http import HttpRequest
 
 from subscriptions.transitions import DEFAULT_CONSENT_TEXT, ConsentContext
 
 
 def client_ip(request: HttpRequest) -> str | None:
-    # X-Forwarded-For is not trusted: any client can set it. The socket peer is what
-    # we know for sure.
-    return request.META.get("REMOTE_ADDR") or None
+    """The reader's IP: the socket peer, or, behind TRUSTED_PROXY_COUNT proxies, the
+    address the outermost trusted proxy saw.
+
+    Each proxy appends the address it received the request from to X-Forwarded-For,
+    so only the last TRUSTED_PROXY_COUNT entries were written by us; anything to
+    their left came from the client and may be forged.
+    """
+    peer = request.META.get("REMOTE_ADDR") or None
+    proxies = settings.TRUSTED_PROXY_COUNT
+    if not proxies:
+        return peer
+    forwarded = [
+        part.strip()
+        for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")
+        if part.strip()
+    ]
+    if len(forwarded) < proxies:
+        return peer
+    candidate = forwarded[-proxies]
+    try:
+        return str(ipaddress.ip_address(candidate))
+    except ValueError:
+        return peer
 
 
 def consent_from_request(request: HttpRequest, *, page_url: object = "") -> ConsentContext:

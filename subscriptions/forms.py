@@ -4,11 +4,17 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest
 
-from subscriptions import selectors, services
+from subscriptions import bot_traps, selectors, services
+from subscriptions.challenges import active_challenge
 from subscriptions.client import consent_from_request
 from subscriptions.exceptions import UnknownNewsletter
 from subscriptions.models import Newsletter
-from subscriptions.validation import INVALID_EMAIL_MESSAGE, MAX_EMAIL_LENGTH, normalize_email
+from subscriptions.validation import (
+    INVALID_EMAIL_MESSAGE,
+    MAX_EMAIL_LENGTH,
+    check_domain_policy,
+    normalize_email,
+)
 
 MAX_NEWSLETTERS_PER_SIGNUP = 50
 CHOOSE_NEWSLETTER_MESSAGE = "Choose at least one newsletter."
@@ -37,7 +43,17 @@ class NewsletterSlugsField(forms.Field):
             raise ValidationError(f"Unknown newsletter: {names}", code="unknown") from exc
 
 
+CHALLENGE_FAILED_MESSAGE = "Please confirm you're not a robot and try again."
+
+
 class SignupForm(forms.Form):
+    """Validates a sign-up and decides whether it came from a bot.
+
+    `require_form_token` is on for our own HTML form, which always carries the signed
+    render time; API callers on other sites may not have one, so for them it is checked
+    only when sent.
+    """
+
     # A bare Field: `normalize_email` alone judges the value, whatever its type, so
     # every bad address gets the one message the page promises.
     email = forms.Field(
@@ -52,14 +68,39 @@ class SignupForm(forms.Form):
     website = forms.Field(required=False)
     # Where the form was shown, for the consent record; cleaned there, never rejected.
     page_url = forms.Field(required=False, widget=forms.HiddenInput)
+    form_token = forms.Field(required=False, widget=forms.HiddenInput)
+
+    def __init__(
+        self, *args: object, require_form_token: bool, remote_ip: str | None, **kwargs: object
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.require_form_token = require_form_token
+        self.remote_ip = remote_ip
+        self.trapped = False
 
     def clean_email(self) -> str:
-        return normalize_email(self.cleaned_data["email"])
+        address = normalize_email(self.cleaned_data["email"])
+        check_domain_policy(address)
+        return address
+
+    def clean(self) -> dict:
+        data = super().clean()
+        token = data.get("form_token")
+        token_sent = isinstance(token, str) and token != ""
+        self.trapped = bool(data.get("website")) or (
+            (self.require_form_token or token_sent) and not bot_traps.form_token_looks_human(token)
+        )
+        challenge = active_challenge()
+        if challenge is not None and not self.trapped:
+            response = self.data.get(challenge.response_field)
+            if not challenge.verify(response, remote_ip=self.remote_ip):
+                raise ValidationError(CHALLENGE_FAILED_MESSAGE, code="challenge")
+        return data
 
     def submit(self, request: HttpRequest, *, source: str) -> None:
-        """Sign the reader up. A filled honeypot means a bot: it gets the same answer
-        from the caller, and nothing is stored or sent."""
-        if self.cleaned_data.get("website"):
+        """Sign the reader up. A trapped bot gets the same answer from the caller, and
+        nothing is stored or sent."""
+        if self.trapped:
             return
         services.subscribe(
             email=self.cleaned_data["email"],

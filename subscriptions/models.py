@@ -298,3 +298,27 @@ class SuppressedAddress(models.Model):
 
     def __str__(self) -> str:
         return f"{self.email} ({self.get_reason_display()})"
+
+
+class EmailDomainRule(models.Model):
+    """Editors' lists of email domains: blocked ones are refused at sign-up; allowed ones
+    are accepted even if the disposable-domain list names them."""
+
+    class Kind(models.TextChoices):
+        BLOCK = "block", "Blocked"
+        ALLOW = "allow", "Allowed"
+
+    domain = models.CharField(
+        max_length=253,
+        unique=True,
+        help_text="Lower-case, IDNA form; a rule covers its subdomains too.",
+    )
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    note = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["domain"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.domain}"

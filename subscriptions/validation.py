@@ -9,10 +9,12 @@ import unicodedata
 from functools import lru_cache
 
 import email_validator
+import idna
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
 INVALID_EMAIL_MESSAGE = "Please, enter correct email address"
+REFUSED_DOMAIN_MESSAGE = "Please, use a different email address"
 # RFC 5321 §4.5.3.1.3 limits a path to 256 octets including the angle brackets.
 MAX_EMAIL_LENGTH = 254
 
@@ -51,3 +53,47 @@ def normalize_email(raw: object) -> str:
 @lru_cache(maxsize=1)
 def _dns_resolver():
     return email_validator.caching_resolver(timeout=settings.EMAIL_DNS_TIMEOUT_SECONDS)
+
+
+def check_domain_policy(address: str) -> None:
+    """Refuse an address whose domain editors blocked, or, with
+    BLOCK_DISPOSABLE_EMAIL_DOMAINS on, a disposable-mail domain nobody allowed."""
+    from subscriptions.models import EmailDomainRule
+
+    domain = address.rpartition("@")[2].lower()
+    labels = domain.split(".")
+    # The domain and every parent, most specific first: a rule on a parent covers it.
+    candidates = [".".join(labels[i:]) for i in range(len(labels) - 1)]
+    rules = dict(
+        EmailDomainRule.objects.filter(domain__in=candidates).values_list("domain", "kind")
+    )
+    for candidate in candidates:
+        if candidate in rules:
+            if rules[candidate] == EmailDomainRule.Kind.BLOCK:
+                raise ValidationError(REFUSED_DOMAIN_MESSAGE, code="blocked_domain")
+            return
+    if settings.BLOCK_DISPOSABLE_EMAIL_DOMAINS and any(
+        candidate in _disposable_domains() for candidate in candidates
+    ):
+        raise ValidationError(REFUSED_DOMAIN_MESSAGE, code="disposable_domain")
+
+
+def normalize_domain(raw: str) -> str:
+    """A domain as rules store it: lower-case IDNA, no surrounding dots or spaces."""
+    domain = raw.strip().strip(".").lower()
+    if domain.startswith("@"):
+        domain = domain[1:]
+    try:
+        ascii_domain = idna.encode(domain, uts46=True).decode("ascii")
+    except idna.IDNAError as exc:
+        raise ValidationError("Enter a domain such as example.org.", code="invalid") from exc
+    if "." not in ascii_domain:
+        raise ValidationError("Enter a domain such as example.org.", code="invalid")
+    return ascii_domain
+
+
+@lru_cache(maxsize=1)
+def _disposable_domains() -> frozenset[str]:
+    from disposable_email_domains import blocklist
+
+    return frozenset(blocklist)

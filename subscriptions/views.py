@@ -6,11 +6,12 @@ from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from subscriptions import selectors, services
-from subscriptions.client import consent_from_request
+from subscriptions import ratelimit, selectors, services
+from subscriptions.client import client_ip, consent_from_request
 from subscriptions.exceptions import TokenExpired, TokenInvalid
 from subscriptions.forms import PreferencesForm, SignupForm
 from subscriptions.models import Newsletter, Subscriber, Subscription
+from subscriptions.ratelimit import RateLimited
 from subscriptions.tokens import confirmation_token, preferences_token, unsubscribe_token
 
 SUCCESS_MESSAGE = (
@@ -34,7 +35,7 @@ def newsletter_list(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "subscriptions/newsletter_list.html",
-        {"newsletters": selectors.public_newsletters(), "form": SignupForm()},
+        {"newsletters": selectors.public_newsletters()},
     )
 
 
@@ -46,22 +47,40 @@ def newsletter_detail(request: HttpRequest, slug: str) -> HttpResponse:
     return render(request, "subscriptions/newsletter_detail.html", {"newsletter": newsletter})
 
 
+def rate_limited_message(retry_after: int) -> str:
+    minutes = max(1, -(-retry_after // 60))
+    wait = "a minute" if minutes == 1 else f"{minutes} minutes"
+    return f"Too many sign-up attempts. Please try again in {wait}."
+
+
 @require_POST
 def signup(request: HttpRequest) -> HttpResponse:
     """The no-JavaScript path: POST, then redirect to the thank-you page."""
-    form = SignupForm(request.POST)
-    if not form.is_valid():
-        chosen = request.POST.getlist("newsletters")
-        return render(
+    ip = client_ip(request)
+    try:
+        ratelimit.enforce("form-ip", ip or "unknown")
+        form = SignupForm(request.POST, require_form_token=True, remote_ip=ip)
+        if not form.is_valid():
+            return render(
+                request,
+                "subscriptions/signup_error.html",
+                {
+                    "form": form,
+                    "newsletters": selectors.public_newsletters(),
+                    "chosen": request.POST.getlist("newsletters"),
+                },
+                status=400,
+            )
+        ratelimit.enforce("form-email", form.cleaned_data["email"].lower())
+    except RateLimited as exc:
+        response = render(
             request,
-            "subscriptions/signup_error.html",
-            {
-                "form": form,
-                "newsletters": selectors.public_newsletters(),
-                "chosen": chosen,
-            },
-            status=400,
+            "subscriptions/rate_limited.html",
+            {"message": rate_limited_message(exc.retry_after)},
+            status=429,
         )
+        response["Retry-After"] = str(exc.retry_after)
+        return response
     form.submit(request, source=Subscription.Source.FORM)
     return HttpResponseRedirect(reverse("subscriptions:thanks"))
 

@@ -43,6 +43,11 @@ def _email_and_tasks(settings):
     what anymail adds (metadata, tags), so tests can see it.
     """
     settings.EMAIL_BACKEND = "anymail.backends.test.EmailBackend"
+    # The test client speaks plain HTTP; production's redirect to HTTPS is tested on
+    # its own.
+    settings.SECURE_SSL_REDIRECT = False
+    # Tests sign up many times from one address; the limits have tests of their own.
+    settings.RATE_LIMITS = dict.fromkeys(settings.RATE_LIMITS, "100000/h")
     celery_app.conf.task_always_eager = True
     mail.outbox = []
     yield

@@ -1,6 +1,9 @@
+import time
+
 import factory
 from django.utils import timezone
 
+from subscriptions.bot_traps import make_form_token
 from subscriptions.models import Newsletter, Subscriber, Subscription
 
 
@@ -31,3 +34,8 @@ class SubscriptionFactory(factory.django.DjangoModelFactory):
     newsletter = factory.SubFactory(NewsletterFactory)
     status = Subscription.Status.PENDING
     pending_since = factory.LazyFunction(timezone.now)
+
+
+def human_form_token(seconds_ago: float = 30) -> str:
+    """The signed render time a real form carries, as if rendered that long ago."""
+    return make_form_token(rendered_at=time.time() - seconds_ago)

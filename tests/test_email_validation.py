@@ -19,7 +19,7 @@ from subscriptions.models import (
     SubscriptionEvent,
 )
 from subscriptions.validation import normalize_email
-from tests.factories import NewsletterFactory
+from tests.factories import NewsletterFactory, human_form_token
 
 MESSAGE = "Please, enter correct email address"
 API_URL = "/api/v1/subscriptions"
@@ -145,7 +145,12 @@ def test_the_signup_form_answers_400_with_the_one_message_and_stores_nothing(
 ) -> None:
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         response = client.post(
-            reverse("subscriptions:signup"), {"email": address, "newsletters": newsletter.slug}
+            reverse("subscriptions:signup"),
+            {
+                "email": address,
+                "newsletters": newsletter.slug,
+                "form_token": human_form_token(),
+            },
         )
 
     assert response.status_code == 400

@@ -9,7 +9,7 @@ from django.core import mail
 from django.test import Client
 
 from subscriptions.models import Subscription, SubscriptionEvent
-from tests.factories import NewsletterFactory
+from tests.factories import NewsletterFactory, human_form_token
 
 pytestmark = pytest.mark.django_db
 
@@ -39,7 +39,11 @@ def test_a_reader_signs_up_confirms_unsubscribes_and_resubscribes(
     with django_capture_on_commit_callbacks(execute=True):
         response = reader.post(
             "/subscribe/",
-            {"email": "kate.reader@example.org", "newsletters": newsletter.slug},
+            {
+                "email": "kate.reader@example.org",
+                "newsletters": newsletter.slug,
+                "form_token": human_form_token(),
+            },
             follow=True,
         )
     assert "We&#x27;ve sent you a confirmation email." in response.content.decode()

@@ -15,7 +15,7 @@ from subscriptions.models import (
     SubscriptionEvent,
 )
 from subscriptions.views import SUCCESS_MESSAGE
-from tests.factories import NewsletterFactory
+from tests.factories import NewsletterFactory, human_form_token
 
 pytestmark = pytest.mark.django_db
 
@@ -52,7 +52,11 @@ def test_form_signup_redirects_to_a_thank_you_page(
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post(
             reverse("subscriptions:signup"),
-            {"email": "ann@example.org", "newsletters": newsletter.slug},
+            {
+                "email": "ann@example.org",
+                "newsletters": newsletter.slug,
+                "form_token": human_form_token(),
+            },
         )
 
     assert response.status_code == 302
@@ -298,7 +302,12 @@ def test_an_unsubscribed_reader_signing_up_again_is_pending_again(
 
 def test_an_invalid_form_post_shows_the_error_and_keeps_what_was_typed(client, newsletter):
     response = client.post(
-        reverse("subscriptions:signup"), {"email": "ann@@example", "newsletters": newsletter.slug}
+        reverse("subscriptions:signup"),
+        {
+            "email": "ann@@example",
+            "newsletters": newsletter.slug,
+            "form_token": human_form_token(),
+        },
     )
 
     assert response.status_code == 400
@@ -314,7 +323,11 @@ def test_the_form_requires_a_csrf_token(newsletter):
     client = Client(enforce_csrf_checks=True)
     response = client.post(
         reverse("subscriptions:signup"),
-        {"email": "ann@example.org", "newsletters": newsletter.slug},
+        {
+            "email": "ann@example.org",
+            "newsletters": newsletter.slug,
+            "form_token": human_form_token(),
+        },
     )
 
     assert response.status_code == 403

@@ -204,8 +204,12 @@
         email: emailInput ? emailInput.value : "",
         newsletters: chosenNewsletters(),
         website: valueOf("website"),
+        form_token: valueOf("form_token"),
         page_url: pageUrl ? pageUrl.value : window.location.href
       };
+      // The optional human check (Turnstile or hCaptcha) leaves its answer in the form.
+      var challenge = form.querySelector('[name="cf-turnstile-response"], [name="h-captcha-response"]');
+      if (challenge) payload[challenge.name] = challenge.value;
 
       var request;
       try {

@@ -1,0 +1,119 @@
+"""Sliding-window rate limits, kept in Redis so every web process shares them.
+
+Each limit is a sorted set of request timestamps per key; one Lua script drops the
+expired ones, counts, and records the new one, so concurrent requests cannot slip past
+the count. Keys hash what they count (an IP, an address), so Redis holds no addresses.
+Without Redis (the embedded set-up) the same algorithm runs in-process. If Redis fails,
+limits fail open: a reader's sign-up matters more than a missed count.
+"""
+
+import hashlib
+import logging
+import math
+import re
+import threading
+import time
+import uuid
+from collections import defaultdict, deque
+from dataclasses import dataclass
+from functools import lru_cache
+
+import redis
+from django.conf import settings
+
+logger = logging.getLogger(__name__)
+
+_SLIDING_WINDOW = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], 0, tonumber(ARGV[1]) - tonumber(ARGV[2]))
+local count = redis.call('ZCARD', KEYS[1])
+if count >= tonumber(ARGV[3]) then
+  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  return tonumber(oldest[2]) + tonumber(ARGV[2]) - tonumber(ARGV[1])
+end
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[4])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return -1
+"""
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+@dataclass(frozen=True)
+class Rate:
+    count: int
+    window_seconds: int
+
+    @classmethod
+    def parse(cls, text: str) -> "Rate":
+        """'20/h', '5/10m', '100/d'."""
+        match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d*)\s*([smhd])\s*", text)
+        if match is None:
+            raise ValueError(f"not a rate: {text!r} (use e.g. 20/h or 5/10m)")
+        count, multiple, unit = match.groups()
+        return cls(int(count), int(multiple or 1) * _UNITS[unit])
+
+
+class RateLimited(Exception):
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"rate limited; retry after {retry_after}s")
+        self.retry_after = retry_after
+
+
+def enforce(limit_name: str, value: str) -> None:
+    """Count one request for `value` under the named limit (a key of
+    settings.RATE_LIMITS), or raise `RateLimited` with the seconds until one is free."""
+    rate = Rate.parse(settings.RATE_LIMITS[limit_name])
+    digest = hashlib.sha256(f"{limit_name}|{value}".encode()).hexdigest()[:32]
+    wait_ms = _backend().hit(f"ratelimit:{limit_name}:{digest}", rate)
+    if wait_ms is not None:
+        raise RateLimited(retry_after=max(1, math.ceil(wait_ms / 1000)))
+
+
+class _RedisWindow:
+    def __init__(self, url: str) -> None:
+        client = redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
+        self._script = client.register_script(_SLIDING_WINDOW)
+
+    def hit(self, key: str, rate: Rate) -> int | None:
+        now_ms = int(time.time() * 1000)
+        member = f"{now_ms}-{uuid.uuid4().hex[:8]}"
+        try:
+            wait = self._script(
+                keys=[key], args=[now_ms, rate.window_seconds * 1000, rate.count, member]
+            )
+        except redis.RedisError:
+            logger.warning("rate limit check skipped: Redis unavailable", exc_info=True)
+            return None
+        return None if int(wait) < 0 else int(wait)
+
+
+class _LocalWindow:
+    """The same sliding window for one process, when there is no Redis."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._hits: dict[str, deque[float]] = defaultdict(deque)
+
+    def hit(self, key: str, rate: Rate) -> int | None:
+        now = time.monotonic()
+        with self._lock:
+            hits = self._hits[key]
+            while hits and hits[0] <= now - rate.window_seconds:
+                hits.popleft()
+            if len(hits) >= rate.count:
+                return int((hits[0] + rate.window_seconds - now) * 1000)
+            hits.append(now)
+        return None
+
+    def clear(self) -> None:
+        with self._lock:
+            self._hits.clear()
+
+
+@lru_cache(maxsize=4)
+def _backend_for(redis_url: str) -> _RedisWindow | _LocalWindow:
+    return _RedisWindow(redis_url) if redis_url else _LocalWindow()
+
+
+def _backend() -> _RedisWindow | _LocalWindow:
+    return _backend_for(settings.RATE_LIMIT_REDIS_URL)
