@@ -8,6 +8,7 @@ import uuid
 from email.message import EmailMessage as MimeMessage
 from pathlib import Path
 
+from csp.decorators import csp_update
 from django.conf import settings
 from django.core.mail.backends.base import BaseEmailBackend
 from django.core.mail.message import EmailMessage
@@ -45,6 +46,9 @@ def outbox_list(request: HttpRequest) -> HttpResponse:
     return render(request, "dev_outbox/list.html", {"emails": _messages()})
 
 
+# Email HTML relies on inline styles (mail clients need them); the preview iframe
+# inherits this page's policy, so this one development-only page allows them.
+@csp_update({"style-src": ["'unsafe-inline'"]})
 def outbox_detail(request: HttpRequest, name: str) -> HttpResponse:
     _require_debug()
     file = Path(settings.DEV_OUTBOX_DIR) / f"{name}.eml"

@@ -9,4 +9,9 @@ class SubscriptionsConfig(AppConfig):
     def ready(self) -> None:
         # Connects the anymail tracking and inbound signal receivers, and registers the
         # deployment checks.
+        from django.db.models.signals import post_migrate
+
         from subscriptions import checks, webhooks  # noqa: F401
+        from subscriptions.roles import sync_editors_group
+
+        post_migrate.connect(sync_editors_group, sender=self)

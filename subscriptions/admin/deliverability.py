@@ -10,10 +10,11 @@ from subscriptions import outbox, suppression
 from subscriptions.admin.common import ReadOnlyAdmin, actor
 from subscriptions.models import (
     DeliveryEvent,
+    EmailDomainRule,
     OutboundEmail,
     SuppressedAddress,
 )
-from subscriptions.validation import normalize_email
+from subscriptions.validation import normalize_domain, normalize_email
 
 
 @admin.register(OutboundEmail)
@@ -39,7 +40,7 @@ class OutboundEmailAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    @admin.action(description="Retry sending (failed or suppressed emails)")
+    @admin.action(description="Retry sending (failed or suppressed emails)", permissions=["change"])
     def retry(self, request: HttpRequest, queryset: QuerySet[OutboundEmail]) -> None:
         count = outbox.retry(list(queryset.values_list("pk", flat=True)))
         self.message_user(request, f"Queued {count} email(s) again.", messages.SUCCESS)
@@ -122,7 +123,7 @@ class SuppressedAddressAdmin(admin.ModelAdmin):
         )
         obj.pk = entry.pk
 
-    @admin.action(description="Lift suppression (asks for a reason)")
+    @admin.action(description="Lift suppression (asks for a reason)", permissions=["change"])
     def lift(
         self, request: HttpRequest, queryset: QuerySet[SuppressedAddress]
     ) -> HttpResponse | None:
@@ -144,3 +145,23 @@ class SuppressedAddressAdmin(admin.ModelAdmin):
             "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
         }
         return TemplateResponse(request, "admin/subscriptions/lift_suppression.html", context)
+
+
+class EmailDomainRuleForm(forms.ModelForm):
+    class Meta:
+        model = EmailDomainRule
+        fields = ["domain", "kind", "note"]
+
+    def clean_domain(self) -> str:
+        return normalize_domain(self.cleaned_data["domain"])
+
+
+@admin.register(EmailDomainRule)
+class EmailDomainRuleAdmin(admin.ModelAdmin):
+    """Blocked and allowed email domains for sign-ups (allowed overrides the
+    disposable-domain list)."""
+
+    form = EmailDomainRuleForm
+    list_display = ["domain", "kind", "note", "created_at"]
+    list_filter = ["kind"]
+    search_fields = ["domain", "note"]

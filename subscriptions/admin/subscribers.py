@@ -165,7 +165,9 @@ class SubscriberAdmin(admin.ModelAdmin):
             rows,
         )
 
-    @admin.action(description="Resend confirmation email (pending subscriptions)")
+    @admin.action(
+        description="Resend confirmation email (pending subscriptions)", permissions=["change"]
+    )
     def resend_confirmation(self, request: HttpRequest, queryset: QuerySet[Subscriber]) -> None:
         sent = capped = 0
         for subscriber in queryset:
@@ -186,7 +188,7 @@ class SubscriberAdmin(admin.ModelAdmin):
                 messages.WARNING,
             )
 
-    @admin.action(description="Unsubscribe from all newsletters")
+    @admin.action(description="Unsubscribe from all newsletters", permissions=["change"])
     def unsubscribe_from_all(self, request: HttpRequest, queryset: QuerySet[Subscriber]) -> None:
         changed = 0
         ids = Subscription.objects.filter(subscriber__in=queryset).values_list("pk", flat=True)
@@ -196,7 +198,7 @@ class SubscriberAdmin(admin.ModelAdmin):
             )
         self.message_user(request, f"Unsubscribed {changed} subscription(s).", messages.SUCCESS)
 
-    @admin.action(description="Export selected as CSV")
+    @admin.action(description="Export selected as CSV", permissions=["view"])
     def export_csv(self, request: HttpRequest, queryset: QuerySet[Subscriber]) -> HttpResponse:
         return subscriber_csv_response(queryset)
 
@@ -283,7 +285,7 @@ class SubscriptionAdmin(admin.ModelAdmin):
         }
         return TemplateResponse(request, "admin/subscriptions/add_subscription.html", context)
 
-    @admin.action(description="Unsubscribe")
+    @admin.action(description="Unsubscribe", permissions=["change"])
     def unsubscribe(self, request: HttpRequest, queryset: QuerySet[Subscription]) -> None:
         changed = sum(
             services.unsubscribe(subscription_id=pk, actor=actor(request), via="admin")
