@@ -7,12 +7,17 @@ change something for us and stores them; the work happens in a Celery task, so t
 ESP gets its 200 quickly and does not time out and retry.
 """
 
+import json
 import logging
 import re
 
+from anymail.exceptions import AnymailWebhookValidationFailure
 from anymail.signals import AnymailInboundEvent, AnymailTrackingEvent, EventType, inbound, tracking
+from anymail.webhooks import amazon_ses as anymail_ses
+from anymail.webhooks import postmark as anymail_postmark
 from django.conf import settings
 from django.dispatch import receiver
+from django.http import HttpRequest
 
 from subscriptions import deliverability, services
 from subscriptions.exceptions import TokenInvalid
@@ -58,6 +63,54 @@ def _is_soft_bounce(event: AnymailTrackingEvent, esp_name: str) -> bool:
     return False
 
 
+def stable_event_id(event: AnymailTrackingEvent, esp_name: str) -> str | None:
+    """An id that is the same when the provider sends the same event again.
+
+    anymail's `event_id` mostly is, with two exceptions: Mailgun's is the signature
+    token, which a retried webhook may not repeat (its event-data id, unique within a
+    day, plus the event's timestamp is stable); and Amazon SES gives every recipient of
+    one notification the same id, so the recipient is added to keep them apart.
+    """
+    esp_event = event.esp_event if isinstance(event.esp_event, dict) else {}
+    if esp_name == "Mailgun":
+        event_data = esp_event.get("event-data") or {}
+        if event_data.get("id") and event_data.get("timestamp"):
+            return f"{event_data['id']}:{event_data['timestamp']}"
+    if esp_name == "Amazon SES" and event.event_id and event.recipient:
+        return f"{event.event_id}:{event.recipient.lower()}"
+    return event.event_id
+
+
+class _NonJsonBodyIsBadRequest:
+    """anymail 15.2 lets a non-JSON body escape these views as a 500, which an ESP
+    retries for hours; a validation failure (SuspiciousOperation) answers 400."""
+
+    def run_validators(self, request: HttpRequest) -> None:
+        try:
+            json.loads(request.body.decode(request.encoding or "utf-8"))
+        except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError alike
+            raise AnymailWebhookValidationFailure("The webhook body is not JSON.") from exc
+        super().run_validators(request)  # type: ignore[misc]
+
+
+class PostmarkTrackingWebhookView(
+    _NonJsonBodyIsBadRequest, anymail_postmark.PostmarkTrackingWebhookView
+):
+    pass
+
+
+class PostmarkInboundWebhookView(
+    _NonJsonBodyIsBadRequest, anymail_postmark.PostmarkInboundWebhookView
+):
+    pass
+
+
+class AmazonSESTrackingWebhookView(
+    _NonJsonBodyIsBadRequest, anymail_ses.AmazonSESTrackingWebhookView
+):
+    pass
+
+
 @receiver(tracking, dispatch_uid="subscriptions.webhooks.on_tracking_event")
 def on_tracking_event(
     sender: object, event: AnymailTrackingEvent, esp_name: str, **kwargs: object
@@ -68,7 +121,7 @@ def on_tracking_event(
     deliverability.record_delivery_event(
         esp=esp_name,
         kind=kind,
-        event_id=event.event_id,
+        event_id=stable_event_id(event, esp_name),
         recipient=event.recipient,
         occurred_at=event.timestamp,
         message_id=event.message_id,
