@@ -73,7 +73,8 @@ def _json_object(request: HttpRequest) -> dict:
         raise BadPayload("The request body is too large.", status=413)
     try:
         payload = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
+    # RecursionError: deeply nested arrays or objects exhaust the parser's stack.
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise BadPayload("The body is not valid JSON.") from exc
     if not isinstance(payload, dict):
         raise BadPayload("Send a JSON object.")

@@ -88,7 +88,9 @@ class _NonJsonBodyIsBadRequest:
     def run_validators(self, request: HttpRequest) -> None:
         try:
             json.loads(request.body.decode(request.encoding or "utf-8"))
-        except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError alike
+        # JSONDecodeError and UnicodeDecodeError are ValueErrors; LookupError is an unknown
+        # charset; RecursionError is nesting deeper than the parser's stack.
+        except (ValueError, LookupError, RecursionError) as exc:
             raise AnymailWebhookValidationFailure("The webhook body is not JSON.") from exc
         super().run_validators(request)  # type: ignore[misc]
 
