@@ -5,12 +5,13 @@ nothing.
 """
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from functools import partial
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -51,15 +52,53 @@ def enqueue(outbound_email_id: int) -> None:
         )
 
 
+# The first key of PostgreSQL's two-key advisory locks, so ours cannot meet another
+# part of the app's; the second is the row id folded into 32 bits.
+_SEND_LOCK_NAMESPACE = 0x6F757462  # "outb"
+
+
+@contextmanager
+def send_lease(outbound_email_id: int) -> Iterator[bool]:
+    """Hold, while a row is being sent, a lock that dies with the sender; yields whether
+    this caller holds it.
+
+    Redis hands an unacknowledged task out again (same task id) when its
+    visibility_timeout passes or the worker's connection drops, even while the first
+    delivery is still talking to the ESP. The claim alone cannot tell that live first
+    delivery from a dead one, so on PostgreSQL the sender also holds a session advisory
+    lock: a second delivery that cannot take it skips the row, and when a worker dies
+    its connection closes and the lock goes with it. SQLite (the single-machine
+    embedded set-up) has no such lock; there the claim alone decides.
+    """
+    if connection.vendor != "postgresql":
+        yield True
+        return
+    key = (outbound_email_id & 0xFFFFFFFF) - 2**31
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [_SEND_LOCK_NAMESPACE, key])
+        (held,) = cursor.fetchone()
+    try:
+        yield held
+    finally:
+        if held:
+            try:
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [_SEND_LOCK_NAMESPACE, key])
+            except DatabaseError:
+                # A broken connection has already released the lock with its session.
+                logger.warning("could not release the send lease of %s", outbound_email_id)
+
+
 def claim(
     outbound_email_id: int, *, task_id: str = "", now: datetime | None = None
 ) -> OutboundEmail | None:
     """Mark a row as being sent and return it, or None if there is nothing to do.
 
-    A row another task claimed recently is left alone (a duplicate delivery). A row
-    claimed by this same task id is ours from a worker that died mid-send (acks_late
-    redelivered it), and one claimed longer ago than OUTBOX_STALE_AFTER_SECONDS was
-    abandoned; both are taken over.
+    Call it holding `send_lease`. A row another task claimed recently is left alone (a
+    duplicate delivery). A row claimed by this same task id is ours from a worker that
+    died mid-send (acks_late redelivered it; the lease shows the first delivery is
+    gone), and one claimed longer ago than OUTBOX_STALE_AFTER_SECONDS was abandoned;
+    both are taken over.
     """
     now = now or timezone.now()
     stale_before = now - timedelta(seconds=settings.OUTBOX_STALE_AFTER_SECONDS)

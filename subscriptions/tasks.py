@@ -38,7 +38,14 @@ def retry_countdown(attempts: int) -> float:
 
 @shared_task(bind=True, acks_late=True, max_retries=None)
 def send_outbound_email(self, outbound_email_id: int) -> str:
-    outbound = outbox.claim(outbound_email_id, task_id=self.request.id or "")
+    with outbox.send_lease(outbound_email_id) as held:
+        if not held:
+            return "skipped"
+        return _send(self, outbound_email_id)
+
+
+def _send(task, outbound_email_id: int) -> str:
+    outbound = outbox.claim(outbound_email_id, task_id=task.request.id or "")
     if outbound is None:
         return "skipped"
     if suppression.is_suppressed(outbound.to_email):
@@ -54,7 +61,7 @@ def send_outbound_email(self, outbound_email_id: int) -> str:
             outbox.mark_failed(outbound, error=error)
             return "failed"
         outbox.release_for_retry(outbound, error=error)
-        raise self.retry(countdown=retry_countdown(outbound.attempts), exc=exc) from exc
+        raise task.retry(countdown=retry_countdown(outbound.attempts), exc=exc) from exc
     outbox.mark_sent(outbound, esp_message_id=_esp_message_id(message))
     return "sent"
 
