@@ -39,11 +39,30 @@ class NewsletterSlugsField(forms.Field):
         try:
             return selectors.newsletters_open_for_signup(value)
         except UnknownNewsletter as exc:
-            names = ", ".join(slug[:100] for slug in exc.slugs[:5])
+            names = ", ".join(
+                "".join(ch for ch in slug[:100] if ch.isprintable()) for slug in exc.slugs[:5]
+            )
             raise ValidationError(f"Unknown newsletter: {names}", code="unknown") from exc
 
 
 CHALLENGE_FAILED_MESSAGE = "Please confirm you're not a robot and try again."
+NOT_TEXT_MESSAGE = "Send this field as a string."
+
+
+class OptionalTextField(forms.Field):
+    """An optional string. Anything else (a number, a list, an object from a JSON
+    caller) is refused rather than coerced, so `{"website": {}}` cannot slip past the
+    honeypot as an empty value."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(required=False, **kwargs)
+
+    def to_python(self, value: object) -> str:
+        if value is None:
+            return ""
+        if not isinstance(value, str):
+            raise ValidationError(NOT_TEXT_MESSAGE, code="invalid")
+        return value
 
 
 class SignupForm(forms.Form):
@@ -64,11 +83,12 @@ class SignupForm(forms.Form):
         ),
     )
     newsletters = NewsletterSlugsField(error_messages={"required": CHOOSE_NEWSLETTER_MESSAGE})
-    # Honeypot: hidden from people by CSS and aria-hidden; bots fill every field.
+    # Honeypot: hidden from people by CSS and aria-hidden; bots fill every field. Any
+    # value at all (a list, a number) counts as filled: a type error would tell the bot.
     website = forms.Field(required=False)
-    # Where the form was shown, for the consent record; cleaned there, never rejected.
-    page_url = forms.Field(required=False, widget=forms.HiddenInput)
-    form_token = forms.Field(required=False, widget=forms.HiddenInput)
+    # Where the form was shown, for the consent record (control characters dropped there).
+    page_url = OptionalTextField(widget=forms.HiddenInput)
+    form_token = OptionalTextField(widget=forms.HiddenInput)
 
     def __init__(
         self, *args: object, require_form_token: bool, remote_ip: str | None, **kwargs: object
@@ -87,7 +107,7 @@ class SignupForm(forms.Form):
         data = super().clean()
         token = data.get("form_token")
         token_sent = isinstance(token, str) and token != ""
-        self.trapped = bool(data.get("website")) or (
+        self.trapped = data.get("website") not in (None, "") or (
             (self.require_form_token or token_sent) and not bot_traps.form_token_looks_human(token)
         )
         challenge = active_challenge()

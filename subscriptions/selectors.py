@@ -2,6 +2,7 @@
 
 from collections.abc import Iterable
 
+from django.core.validators import slug_re
 from django.db.models import Count, Q, QuerySet
 
 from subscriptions.exceptions import UnknownNewsletter
@@ -20,7 +21,10 @@ def newsletters_open_for_signup(slugs: Iterable[str]) -> list[Newsletter]:
     """Resolve slugs a reader sent, in order, or raise `UnknownNewsletter` naming the
     ones that are not public newsletters."""
     wanted = list(dict.fromkeys(slugs))
-    found = {n.slug: n for n in public_newsletters().filter(slug__in=wanted)}
+    # Only well-formed slugs reach the database: PostgreSQL refuses a NUL in any text
+    # parameter, and no newsletter could have one anyway.
+    queryable = [slug for slug in wanted if slug_re.fullmatch(slug)]
+    found = {n.slug: n for n in public_newsletters().filter(slug__in=queryable)}
     missing = [slug for slug in wanted if slug not in found]
     if missing:
         raise UnknownNewsletter(missing)

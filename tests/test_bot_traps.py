@@ -198,7 +198,7 @@ def test_the_form_with_the_honeypot_filled_gets_the_normal_answer_and_stores_not
     assert_nothing_stored_or_sent()
 
 
-@pytest.mark.parametrize("website", ["x", "https://spam.example", ["x"], 1])
+@pytest.mark.parametrize("website", ["x", "https://spam.example", ["x"], 1, 0, {}, []])
 def test_the_api_with_the_honeypot_filled_gets_the_normal_answer_and_stores_nothing(
     client, newsletter, django_capture_on_commit_callbacks, website
 ) -> None:
