@@ -7,9 +7,9 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
-from subscriptions import ratelimit
+from subscriptions import openapi, ratelimit
 from subscriptions.client import client_ip
 from subscriptions.forms import SignupForm
 from subscriptions.models import Subscription
@@ -46,6 +46,12 @@ def create_subscription(request: HttpRequest) -> JsonResponse:
         return response
     form.submit(request, source=Subscription.Source.API)
     return JsonResponse({"status": "pending", "message": SUCCESS_MESSAGE}, status=202)
+
+
+@require_GET
+def schema(request: HttpRequest) -> JsonResponse:
+    """The OpenAPI description of this API."""
+    return JsonResponse(openapi.api_description(), json_dumps_params={"indent": 2})
 
 
 class BadPayload(Exception):

@@ -15,4 +15,5 @@ urlpatterns = [
     path("unsubscribe/<str:token>/", views.unsubscribe, name="unsubscribe"),
     path("preferences/<str:token>/", views.preferences, name="preferences"),
     path("api/v1/subscriptions", api.create_subscription, name="api_create_subscription"),
+    path("api/schema/", api.schema, name="api_schema"),
 ]

@@ -1,0 +1,144 @@
+"""The OpenAPI 3.1 description of the JSON API, served at /api/schema/.
+
+Written by hand: the API is small, and a hand-written description says what callers
+may rely on (one error shape for every field, 202 whatever the address's state)
+rather than whatever a generator infers. The test suite runs schemathesis against it,
+so a response that drifts from this description fails the build.
+"""
+
+from typing import Any
+
+from django.conf import settings
+
+from subscriptions.forms import MAX_NEWSLETTERS_PER_SIGNUP
+from subscriptions.validation import MAX_EMAIL_LENGTH
+
+_ERRORS = {
+    "type": "object",
+    "required": ["errors"],
+    "additionalProperties": False,
+    "properties": {
+        "errors": {
+            "type": "object",
+            "description": 'Messages per field; "__all__" for the request as a whole.',
+            "additionalProperties": {"type": "array", "items": {"type": "string"}},
+        }
+    },
+    "example": {"errors": {"email": ["Please, enter correct email address"]}},
+}
+
+
+def _error_response(description: str, headers: dict | None = None) -> dict[str, Any]:
+    response: dict[str, Any] = {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Errors"}}},
+    }
+    if headers:
+        response["headers"] = headers
+    return response
+
+
+def _signup_request() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["email", "newsletters"],
+        "properties": {
+            "email": {
+                "type": "string",
+                "format": "email",
+                "maxLength": MAX_EMAIL_LENGTH,
+                "example": "reader@example.org",
+            },
+            "newsletters": {
+                "type": "array",
+                "description": "Slugs of public newsletters.",
+                "minItems": 1,
+                "maxItems": MAX_NEWSLETTERS_PER_SIGNUP,
+                "items": {"type": "string"},
+                "example": ["explaining-ukraine"],
+            },
+            "page_url": {
+                "type": ["string", "null"],
+                "description": "The page the form was shown on, kept as proof of consent.",
+            },
+            "form_token": {
+                "type": ["string", "null"],
+                "description": "The signed render time from our own form; checked when sent.",
+            },
+            "website": {
+                "description": "Honeypot: leave it out. Any value but null or an empty "
+                "string is answered as a success, and nothing is stored.",
+            },
+        },
+    }
+
+
+def api_description() -> dict[str, Any]:
+    """The document, with the site's own origin as the server."""
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": f"{settings.SITE_NAME} newsletter sign-up API",
+            "version": "1",
+            "description": "Sign readers up from the newsroom's other sites. No cookies or "
+            "credentials; cross-origin calls are allowed from CORS_ALLOWED_ORIGINS.",
+        },
+        "servers": [{"url": settings.SITE_URL}],
+        "paths": {
+            "/api/v1/subscriptions": {
+                "post": {
+                    "operationId": "createSubscription",
+                    "summary": "Sign an address up to one or more newsletters",
+                    "description": "The answer is the same whether the address is new, "
+                    "pending or already active, so it tells nobody who subscribes. A "
+                    "confirmation email follows unless the address's daily cap is reached.",
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/SignupRequest"}
+                            }
+                        },
+                    },
+                    "responses": {
+                        "202": {
+                            "description": "Accepted; a confirmation email is on its way.",
+                            "content": {
+                                "application/json": {
+                                    "schema": {"$ref": "#/components/schemas/SignupAccepted"}
+                                }
+                            },
+                        },
+                        "400": _error_response(
+                            "Invalid input: not a JSON object, a bad address, an unknown "
+                            "newsletter, a failed challenge."
+                        ),
+                        "413": _error_response("The request body is too large."),
+                        "429": _error_response(
+                            "Too many sign-ups from this client or for this address.",
+                            headers={
+                                "Retry-After": {
+                                    "description": "Seconds to wait.",
+                                    "schema": {"type": "integer", "minimum": 1},
+                                }
+                            },
+                        ),
+                    },
+                }
+            },
+        },
+        "components": {
+            "schemas": {
+                "SignupRequest": _signup_request(),
+                "SignupAccepted": {
+                    "type": "object",
+                    "required": ["status", "message"],
+                    "properties": {
+                        "status": {"type": "string", "enum": ["pending"]},
+                        "message": {"type": "string"},
+                    },
+                },
+                "Errors": _ERRORS,
+            }
+        },
+    }
