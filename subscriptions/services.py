@@ -14,7 +14,6 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, Max
 from django.utils import timezone
 
 from subscriptions import outbox, suppression
@@ -322,50 +321,48 @@ def _issued_after_pending(issued_at: datetime, pending_since: datetime | None) -
 def _queue_confirmation_email(
     subscriber: Subscriber, subscriptions: list[Subscription], *, actor: str, now: datetime
 ) -> int | None:
-    """Queue one confirmation email for these subscriptions unless the cap says no.
+    """Queue one confirmation email for every subscription of this subscriber still
+    pending, unless a cap says no.
 
-    Called with the subscriber row locked, so the count below cannot race.
+    Two caps: a re-submission asking only for what the latest email (sent within
+    CONFIRMATION_EMAIL_MIN_INTERVAL_SECONDS) already covers sends nothing new, while a
+    sign-up to another newsletter does get its email; and no address gets more than
+    CONFIRMATION_EMAILS_PER_DAY, whoever asks (subscription bombing). Each email
+    covers all that is pending, so a sign-up the daily cap held back is confirmed by
+    the next email the reader gets. Called with the subscriber row locked, so the
+    counts below cannot race.
     """
     if suppression.is_suppressed(subscriber.email):
-        for subscription in subscriptions:
-            log_event(
-                subscription,
-                Event.EMAIL_SUPPRESSED,
-                subscription.status,
-                subscription.status,
-                actor,
-                now,
-                {"kind": OutboundEmail.Kind.CONFIRMATION},
-            )
+        _log_not_sent(subscriptions, Event.EMAIL_SUPPRESSED, actor, now, {"kind": "confirmation"})
         return None
     recent = OutboundEmail.objects.filter(
         subscriber=subscriber,
         kind=OutboundEmail.Kind.CONFIRMATION,
         created_at__gte=now - timedelta(days=1),
-    ).aggregate(count=Count("pk"), latest=Max("created_at"))
+    ).order_by("-created_at", "-pk")
+    sent_last_24h = recent.count()
+    latest = recent.first()
     min_interval = timedelta(seconds=settings.CONFIRMATION_EMAIL_MIN_INTERVAL_SECONDS)
-    capped = recent["count"] >= settings.CONFIRMATION_EMAILS_PER_DAY or (
-        recent["latest"] is not None and now - recent["latest"] < min_interval
+    asked_again_for_the_same = (
+        latest is not None
+        and now - latest.created_at < min_interval
+        and {s.pk for s in subscriptions} <= set(latest.subscriptions.values_list("pk", flat=True))
     )
-    if capped:
-        for subscription in subscriptions:
-            log_event(
-                subscription,
-                Event.CONFIRMATION_CAPPED,
-                subscription.status,
-                subscription.status,
-                actor,
-                now,
-                {"sent_last_24h": recent["count"]},
-            )
+    if asked_again_for_the_same or sent_last_24h >= settings.CONFIRMATION_EMAILS_PER_DAY:
+        _log_not_sent(
+            subscriptions, Event.CONFIRMATION_CAPPED, actor, now, {"sent_last_24h": sent_last_24h}
+        )
         return None
+    pending = list(
+        Subscription.objects.filter(subscriber=subscriber, status=Status.PENDING).order_by("pk")
+    )
     outbound = outbox.queue_email(
         kind=OutboundEmail.Kind.CONFIRMATION,
         subscriber=subscriber,
-        subscriptions=subscriptions,
+        subscriptions=pending,
         now=now,
     )
-    for subscription in subscriptions:
+    for subscription in pending:
         log_event(
             subscription,
             Event.CONFIRMATION_QUEUED,
@@ -378,19 +375,18 @@ def _queue_confirmation_email(
     return outbound.pk
 
 
+def _log_not_sent(
+    subscriptions: list[Subscription], kind: str, actor: str, now: datetime, detail: dict
+) -> None:
+    for subscription in subscriptions:
+        log_event(subscription, kind, subscription.status, subscription.status, actor, now, detail)
+
+
 def _queue_welcome_email(subscription: Subscription, *, now: datetime) -> None:
     if not subscription.newsletter.send_welcome_email:
         return
     if suppression.is_suppressed(subscription.subscriber.email):
-        log_event(
-            subscription,
-            Event.EMAIL_SUPPRESSED,
-            subscription.status,
-            subscription.status,
-            "system",
-            now,
-            {"kind": OutboundEmail.Kind.WELCOME},
-        )
+        _log_not_sent([subscription], Event.EMAIL_SUPPRESSED, "system", now, {"kind": "welcome"})
         return
     outbox.queue_email(
         kind=OutboundEmail.Kind.WELCOME,

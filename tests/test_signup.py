@@ -2,10 +2,12 @@
 state their address was in."""
 
 import json
+from datetime import timedelta
 
 import pytest
 from django.core import mail
 from django.urls import reverse
+from django.utils import timezone
 
 from subscriptions.models import (
     ConsentRecord,
@@ -244,6 +246,47 @@ def test_a_quick_resubmission_sends_nothing_new(
     assert SubscriptionEvent.objects.filter(
         kind=SubscriptionEvent.Kind.CONFIRMATION_CAPPED
     ).exists()
+
+
+def covered_slugs(outbound: OutboundEmail) -> list[str]:
+    return sorted(outbound.subscriptions.values_list("newsletter__slug", flat=True))
+
+
+def test_a_sign_up_to_another_newsletter_right_after_gets_an_email_covering_both(
+    client, newsletter, django_capture_on_commit_callbacks
+):
+    digest = NewsletterFactory(slug="daily-digest")
+    with django_capture_on_commit_callbacks(execute=True):
+        post_api(client, {"email": "ann@example.org", "newsletters": [newsletter.slug]})
+        post_api(client, {"email": "ann@example.org", "newsletters": [digest.slug]})
+
+    assert len(mail.outbox) == 2
+    first, second = OutboundEmail.objects.order_by("pk")
+    assert covered_slugs(first) == ["explaining-ukraine"]
+    assert covered_slugs(second) == ["daily-digest", "explaining-ukraine"]
+
+
+def test_a_sign_up_the_daily_cap_held_back_is_covered_by_the_next_email(
+    client, newsletter, settings, django_capture_on_commit_callbacks
+):
+    settings.CONFIRMATION_EMAILS_PER_DAY = 1
+    digest = NewsletterFactory(slug="daily-digest")
+    picks = NewsletterFactory(slug="editors-picks")
+    with django_capture_on_commit_callbacks(execute=True):
+        post_api(client, {"email": "ann@example.org", "newsletters": [newsletter.slug]})
+        post_api(client, {"email": "ann@example.org", "newsletters": [digest.slug]})
+    assert len(mail.outbox) == 1
+    assert SubscriptionEvent.objects.filter(
+        kind=SubscriptionEvent.Kind.CONFIRMATION_CAPPED, subscription__newsletter=digest
+    ).exists()
+
+    OutboundEmail.objects.update(created_at=timezone.now() - timedelta(hours=25))
+    with django_capture_on_commit_callbacks(execute=True):
+        post_api(client, {"email": "ann@example.org", "newsletters": [picks.slug]})
+
+    assert len(mail.outbox) == 2
+    latest = OutboundEmail.objects.order_by("-pk").first()
+    assert covered_slugs(latest) == ["daily-digest", "editors-picks", "explaining-ukraine"]
 
 
 def test_confirmation_emails_per_address_are_capped_per_day(
