@@ -44,7 +44,7 @@ def create_subscription(request: HttpRequest) -> JsonResponse:
         response = _error("__all__", rate_limited_message(exc.retry_after), status=429)
         response["Retry-After"] = str(exc.retry_after)
         return response
-    form.submit(request, source=Subscription.Source.API)
+    form.submit(request, source=Subscription.Source.API, caller_consent_text=True)
     return JsonResponse({"status": "pending", "message": SUCCESS_MESSAGE}, status=202)
 
 

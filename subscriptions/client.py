@@ -6,7 +6,11 @@ import unicodedata
 from django.conf import settings
 from django.http import HttpRequest
 
-from subscriptions.transitions import DEFAULT_CONSENT_TEXT, ConsentContext
+from subscriptions.transitions import (
+    DEFAULT_CONSENT_TEXT,
+    MAX_CONSENT_TEXT_LENGTH,
+    ConsentContext,
+)
 
 
 def client_ip(request: HttpRequest) -> str | None:
@@ -35,14 +39,19 @@ def client_ip(request: HttpRequest) -> str | None:
         return peer
 
 
-def consent_from_request(request: HttpRequest, *, page_url: object = "") -> ConsentContext:
+def consent_from_request(
+    request: HttpRequest, *, page_url: object = "", consent_text: str = DEFAULT_CONSENT_TEXT
+) -> ConsentContext:
+    """The proof-of-consent context: where the reader was, from where, and the words
+    they were shown."""
     if not isinstance(page_url, str):
         page_url = ""
     return ConsentContext(
         ip_address=client_ip(request),
         user_agent=_printable(request.META.get("HTTP_USER_AGENT", ""))[:500],
         page_url=_printable(page_url or request.META.get("HTTP_REFERER", ""))[:2000],
-        consent_text=DEFAULT_CONSENT_TEXT,
+        # Line breaks become spaces; other control characters go.
+        consent_text=_printable(" ".join(consent_text.split()))[:MAX_CONSENT_TEXT_LENGTH],
     )
 
 

@@ -9,6 +9,7 @@ from subscriptions.challenges import active_challenge
 from subscriptions.client import consent_from_request
 from subscriptions.exceptions import UnknownNewsletter
 from subscriptions.models import Newsletter
+from subscriptions.transitions import DEFAULT_CONSENT_TEXT, MAX_CONSENT_TEXT_LENGTH
 from subscriptions.validation import (
     INVALID_EMAIL_MESSAGE,
     MAX_EMAIL_LENGTH,
@@ -54,14 +55,17 @@ class OptionalTextField(forms.Field):
     caller) is refused rather than coerced, so `{"website": {}}` cannot slip past the
     honeypot as an empty value."""
 
-    def __init__(self, **kwargs: object) -> None:
+    def __init__(self, *, max_length: int | None = None, **kwargs: object) -> None:
         super().__init__(required=False, **kwargs)
+        self.max_length = max_length
 
     def to_python(self, value: object) -> str:
         if value is None:
             return ""
         if not isinstance(value, str):
             raise ValidationError(NOT_TEXT_MESSAGE, code="invalid")
+        if self.max_length is not None and len(value) > self.max_length:
+            raise ValidationError(f"Send at most {self.max_length} characters.", code="max_length")
         return value
 
 
@@ -89,6 +93,8 @@ class SignupForm(forms.Form):
     # Where the form was shown, for the consent record (control characters dropped there).
     page_url = OptionalTextField(widget=forms.HiddenInput)
     form_token = OptionalTextField(widget=forms.HiddenInput)
+    # The words another site showed next to its form (API only; our own form's are known).
+    consent_text = OptionalTextField(max_length=MAX_CONSENT_TEXT_LENGTH)
 
     def __init__(
         self, *args: object, require_form_token: bool, remote_ip: str | None, **kwargs: object
@@ -117,16 +123,25 @@ class SignupForm(forms.Form):
                 raise ValidationError(CHALLENGE_FAILED_MESSAGE, code="challenge")
         return data
 
-    def submit(self, request: HttpRequest, *, source: str) -> None:
+    def submit(self, request: HttpRequest, *, source: str, caller_consent_text: bool) -> None:
         """Sign the reader up. A trapped bot gets the same answer from the caller, and
-        nothing is stored or sent."""
+        nothing is stored or sent.
+
+        `caller_consent_text`: record the `consent_text` the caller sent (another site's
+        form, through the API) instead of the words our own form shows.
+        """
         if self.trapped:
             return
+        consent_text = DEFAULT_CONSENT_TEXT
+        if caller_consent_text and self.cleaned_data.get("consent_text"):
+            consent_text = self.cleaned_data["consent_text"]
         services.subscribe(
             email=self.cleaned_data["email"],
             newsletters=self.cleaned_data["newsletters"],
             source=source,
-            consent=consent_from_request(request, page_url=self.cleaned_data.get("page_url")),
+            consent=consent_from_request(
+                request, page_url=self.cleaned_data.get("page_url"), consent_text=consent_text
+            ),
         )
 
 

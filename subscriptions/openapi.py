@@ -11,6 +11,7 @@ from typing import Any
 from django.conf import settings
 
 from subscriptions.forms import MAX_NEWSLETTERS_PER_SIGNUP
+from subscriptions.transitions import MAX_CONSENT_TEXT_LENGTH
 from subscriptions.validation import MAX_EMAIL_LENGTH
 
 _ERRORS = {
@@ -64,6 +65,12 @@ def _signup_request() -> dict[str, Any]:
             "form_token": {
                 "type": ["string", "null"],
                 "description": "The signed render time from our own form; checked when sent.",
+            },
+            "consent_text": {
+                "type": ["string", "null"],
+                "maxLength": MAX_CONSENT_TEXT_LENGTH,
+                "description": "The words your form showed the reader, kept as proof of "
+                "consent; our own wording is recorded when it is left out.",
             },
             "website": {
                 "description": "Honeypot: leave it out. Any value but null or an empty "

@@ -20,6 +20,14 @@ DEFAULT_CONSENT_TEXT = (
     "We'll email you a link to confirm first. You can unsubscribe at any time with one "
     "click from any email."
 )
+# What a consent text recorded from another site (the API's `consent_text`) may hold.
+MAX_CONSENT_TEXT_LENGTH = 2000
+
+
+def confirmation_prompt(newsletter_names: list[str]) -> str:
+    """The words on the confirm page, recorded with the confirmation as what the reader
+    agreed to."""
+    return f"Confirm your subscription to: {', '.join(newsletter_names)}"
 
 
 @dataclass(frozen=True)

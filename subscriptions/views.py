@@ -13,6 +13,7 @@ from subscriptions.forms import PreferencesForm, SignupForm
 from subscriptions.models import Newsletter, Subscriber, Subscription
 from subscriptions.ratelimit import RateLimited
 from subscriptions.tokens import confirmation_token, preferences_token, unsubscribe_token
+from subscriptions.transitions import confirmation_prompt
 
 SUCCESS_MESSAGE = (
     "Thank you for signing up for this newsletter. We've sent you a confirmation email."
@@ -81,7 +82,7 @@ def signup(request: HttpRequest) -> HttpResponse:
         )
         response["Retry-After"] = str(exc.retry_after)
         return response
-    form.submit(request, source=Subscription.Source.FORM)
+    form.submit(request, source=Subscription.Source.FORM, caller_consent_text=False)
     return HttpResponseRedirect(reverse("subscriptions:thanks"))
 
 
@@ -104,11 +105,11 @@ def confirm(request: HttpRequest, token: str) -> HttpResponse:
     )
     if not subscriptions:
         return render(request, "subscriptions/token_invalid.html", status=400)
+    prompt = confirmation_prompt([s.newsletter.name for s in subscriptions])
     if request.method == "GET":
-        return render(
-            request, "subscriptions/confirm.html", {"subscriptions": subscriptions, "token": token}
-        )
-    result = services.confirm_subscriptions(claim=claim, consent=consent_from_request(request))
+        return render(request, "subscriptions/confirm.html", {"prompt": prompt, "token": token})
+    consent = consent_from_request(request, consent_text=prompt)
+    result = services.confirm_subscriptions(claim=claim, consent=consent)
     return render(request, "subscriptions/confirmed.html", {"result": result})
 
 

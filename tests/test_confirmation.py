@@ -49,6 +49,24 @@ def test_the_confirmation_email_carries_a_link_that_confirms(
     assert ConsentRecord.objects.filter(kind=ConsentRecord.Kind.CONFIRMATION).count() == 1
 
 
+def test_the_confirmation_records_the_words_the_confirm_page_showed(client) -> None:
+    ukraine = NewsletterFactory(name="Explaining Ukraine")
+    digest = NewsletterFactory(name="Daily Digest")
+    result = signup(newsletters=[ukraine, digest])
+    path = confirm_path(result.pending_ids)
+
+    page = client.get(path).content.decode()
+    client.post(path, HTTP_USER_AGENT="Mozilla/5.0 test", REMOTE_ADDR="198.51.100.7")
+
+    shown = "Confirm your subscription to: Explaining Ukraine, Daily Digest"
+    assert shown in page
+    records = ConsentRecord.objects.filter(kind=ConsentRecord.Kind.CONFIRMATION)
+    assert {(r.consent_text, r.ip_address, r.user_agent) for r in records} == {
+        (shown, "198.51.100.7", "Mozilla/5.0 test")
+    }
+    assert records.count() == 2
+
+
 def test_confirmation_emails_carry_no_unsubscribe_headers_but_metadata_and_tags(
     django_capture_on_commit_callbacks,
 ):

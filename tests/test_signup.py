@@ -99,6 +99,54 @@ def test_signup_records_proof_of_consent(client, newsletter):
     assert (event.from_status, event.to_status, event.actor) == ("", "pending", "reader")
 
 
+def test_the_api_records_the_consent_text_the_calling_site_showed(client, newsletter):
+    shown = "Sign up for our newsletter.\nWe never share your address."
+
+    post_api(
+        client,
+        {"email": "ann@example.org", "newsletters": [newsletter.slug], "consent_text": shown},
+    )
+
+    record = ConsentRecord.objects.get()
+    assert record.consent_text == "Sign up for our newsletter. We never share your address."
+
+
+def test_the_html_form_records_its_own_consent_text_whatever_is_posted(client, newsletter):
+    client.post(
+        reverse("subscriptions:signup"),
+        {
+            "email": "ann@example.org",
+            "newsletters": newsletter.slug,
+            "form_token": human_form_token(),
+            "consent_text": "I agree to nothing",
+        },
+    )
+
+    assert "unsubscribe at any time" in ConsentRecord.objects.get().consent_text
+
+
+def test_an_over_long_consent_text_is_a_field_error_and_stores_nothing(client, newsletter):
+    response = post_api(
+        client,
+        {"email": "ann@example.org", "newsletters": [newsletter.slug], "consent_text": "x" * 2001},
+    )
+
+    assert response.status_code == 400
+    assert response.json() == {"errors": {"consent_text": ["Send at most 2000 characters."]}}
+    assert not Subscriber.objects.exists()
+
+
+def test_the_server_rendered_form_carries_its_page_address_for_the_consent_record(
+    client, newsletter
+):
+    page = client.get(f"/newsletters/{newsletter.slug}/").content.decode()
+
+    assert (
+        f'<input type="hidden" name="page_url" value="http://testserver/newsletters/'
+        f'{newsletter.slug}/">' in page
+    )
+
+
 @pytest.mark.parametrize(
     ("payload", "field", "message"),
     [
