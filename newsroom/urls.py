@@ -2,9 +2,11 @@ from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
+from newsroom.health import healthz
 from subscriptions import webhooks
 
 urlpatterns = [
+    path("healthz/", healthz, name="healthz"),
     path(settings.ADMIN_URL, admin.site.urls),
     # ESP webhooks: /anymail/<esp>/tracking/ and /anymail/<esp>/inbound/; three of
     # anymail's views are wrapped to answer a non-JSON body with 400 (see webhooks.py).
