@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django.contrib.humanize",
     "anymail",
     "corsheaders",
     "csp",
@@ -137,6 +138,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "subscriptions.tasks.requeue_stale_outbound_emails",
         "schedule": env.int("OUTBOX_SWEEP_INTERVAL", default=60),
     },
+    "reconcile-member-count": {
+        "task": "subscriptions.tasks.reconcile_member_count",
+        "schedule": env.int("GOAL_RECONCILE_INTERVAL", default=60),
+    },
 }
 
 CACHES = {
@@ -204,6 +209,25 @@ SOFT_BOUNCE_WINDOW_DAYS = env.int("SOFT_BOUNCE_WINDOW_DAYS", default=30)
 # Also offer mailto: in List-Unsubscribe (RFC 2369); mail to it is handled by anymail's
 # inbound webhook.
 UNSUBSCRIBE_MAILTO = env.str("UNSUBSCRIBE_MAILTO", default="")
+
+# --- Membership goal --------------------------------------------------------------------
+# Where the banner's call to action sends readers.
+MEMBERSHIP_URL = env.str("MEMBERSHIP_URL", default="https://www.example.org/membership/")
+# Editors told by email when the member count reaches a milestone.
+GOAL_NOTIFY_EMAILS = env.list("GOAL_NOTIFY_EMAILS", default=[])
+# How often the beat task recounts members and repairs the Redis copy.
+GOAL_RECONCILE_INTERVAL = env.int("GOAL_RECONCILE_INTERVAL", default=60)
+# How often a page's banner asks the API for the live count.
+GOAL_POLL_SECONDS = env.int("GOAL_POLL_SECONDS", default=30)
+# With Redis down, a process reuses the last count it read for this long before it
+# asks the database.
+GOAL_FALLBACK_MAX_AGE_SECONDS = env.int("GOAL_FALLBACK_MAX_AGE_SECONDS", default=30)
+# Seconds GET /api/v1/goal may be cached by browsers and CDNs.
+GOAL_API_MAX_AGE_SECONDS = env.int("GOAL_API_MAX_AGE_SECONDS", default=10)
+# The signing secret of the Stripe webhook endpoint (whsec_...), and how old a signed
+# event may be (Stripe's default tolerance against replays).
+STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
+STRIPE_WEBHOOK_TOLERANCE_SECONDS = env.int("STRIPE_WEBHOOK_TOLERANCE_SECONDS", default=300)
 
 # --- Web security ----------------------------------------------------------------------
 # Number of reverse proxies in front of the app that append to X-Forwarded-For. With 0

@@ -6,10 +6,11 @@ import json
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, JsonResponse
+from django.utils.cache import patch_cache_control
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from subscriptions import openapi, ratelimit
+from subscriptions import goal_counter, openapi, ratelimit
 from subscriptions.client import client_ip
 from subscriptions.forms import SignupForm
 from subscriptions.models import Subscription
@@ -46,6 +47,23 @@ def create_subscription(request: HttpRequest) -> JsonResponse:
         return response
     form.submit(request, source=Subscription.Source.API, caller_consent_text=True)
     return JsonResponse({"status": "pending", "message": SUCCESS_MESSAGE}, status=202)
+
+
+@require_GET
+def goal(request: HttpRequest) -> JsonResponse:
+    """The membership goal and the live count, for banners on this and other sites.
+
+    Read from Redis with no SQL; cacheable for a few seconds, and open to every origin
+    (it is public and needs no credentials).
+    """
+    snapshot = goal_counter.read_snapshot()
+    if snapshot is None:
+        response = _error("__all__", "There is no active membership goal.", status=404)
+    else:
+        response = JsonResponse(snapshot.as_json())
+        patch_cache_control(response, public=True, max_age=settings.GOAL_API_MAX_AGE_SECONDS)
+    response["Access-Control-Allow-Origin"] = "*"
+    return response
 
 
 @require_GET

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.template.loader import render_to_string
 from django.urls import reverse
 
-from subscriptions.models import OutboundEmail, Subscription
+from subscriptions.models import MemberCount, OutboundEmail, Subscription
 from subscriptions.tokens import confirmation_token, preferences_token, unsubscribe_token
 
 
@@ -37,6 +37,8 @@ def list_id(subscription: Subscription) -> str:
 
 
 def build_message(outbound: OutboundEmail) -> AnymailMessage:
+    if outbound.kind == OutboundEmail.Kind.MILESTONE:
+        return _milestone_message(outbound)
     subscriptions = list(
         outbound.subscriptions.select_related("newsletter").order_by("newsletter__position")
     )
@@ -99,6 +101,31 @@ def _welcome_message(outbound: OutboundEmail, subscription: Subscription) -> Any
     )
 
 
+def _milestone_message(outbound: OutboundEmail) -> AnymailMessage:
+    milestone = outbound.milestone
+    goal = milestone.goal
+    members = MemberCount.objects.filter(pk=1).values_list("active", flat=True).first() or 0
+    context = {
+        "site_name": settings.SITE_NAME,
+        "goal": goal,
+        "milestone": milestone,
+        "members": max(members, milestone.threshold),
+        "reached_target": milestone.threshold >= goal.target,
+        "goal_admin_url": absolute_url(
+            reverse("admin:subscriptions_membershipgoal_change", args=[goal.pk])
+        ),
+    }
+    # Mail to the newsroom's own editors: transactional, no list headers.
+    return _message(
+        outbound,
+        template="milestone",
+        context=context,
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        headers={},
+        subscription_ids=[],
+    )
+
+
 def _message(
     outbound: OutboundEmail,
     *,
@@ -121,7 +148,7 @@ def _message(
     message.metadata = {
         "message_type": outbound.kind,
         "outbound_email_id": str(outbound.pk),
-        "subscriber_id": str(outbound.subscriber_id),
+        "subscriber_id": str(outbound.subscriber_id or ""),
         "subscription_ids": ",".join(str(pk) for pk in subscription_ids),
     }
     message.tags = [outbound.kind]

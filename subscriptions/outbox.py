@@ -11,11 +11,11 @@ from datetime import datetime, timedelta
 from functools import partial
 
 from django.conf import settings
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from subscriptions.models import OutboundEmail, Subscriber, Subscription
+from subscriptions.models import GoalMilestone, OutboundEmail, Subscriber, Subscription
 
 logger = logging.getLogger(__name__)
 Status = OutboundEmail.Status
@@ -35,6 +35,23 @@ def queue_email(
     outbound.subscriptions.add(*subscriptions)
     transaction.on_commit(partial(enqueue, outbound.pk), robust=True)
     return outbound
+
+
+def queue_milestone_email(*, milestone: GoalMilestone, to_email: str, now: datetime) -> bool:
+    """Write an outbox row telling an editor a milestone was reached, once per milestone
+    and address (a database constraint); returns whether a row was written."""
+    try:
+        with transaction.atomic():
+            outbound = OutboundEmail.objects.create(
+                kind=OutboundEmail.Kind.MILESTONE,
+                to_email=to_email,
+                milestone=milestone,
+                created_at=now,
+            )
+    except IntegrityError:
+        return False
+    transaction.on_commit(partial(enqueue, outbound.pk), robust=True)
+    return True
 
 
 def enqueue(outbound_email_id: int) -> None:
@@ -103,12 +120,7 @@ def claim(
     now = now or timezone.now()
     stale_before = now - timedelta(seconds=settings.OUTBOX_STALE_AFTER_SECONDS)
     with transaction.atomic():
-        outbound = (
-            OutboundEmail.objects.select_for_update()
-            .select_related("subscriber")
-            .filter(pk=outbound_email_id)
-            .first()
-        )
+        outbound = OutboundEmail.objects.select_for_update().filter(pk=outbound_email_id).first()
         if outbound is None or outbound.status not in (Status.QUEUED, Status.SENDING):
             return None
         redelivered = bool(task_id) and outbound.claimed_by_task == task_id

@@ -4,12 +4,13 @@ delivered twice finds it claimed or sent and does nothing."""
 import logging
 import random
 import smtplib
+from dataclasses import asdict
 
 from celery import shared_task
 from django.conf import settings
 from django.db import OperationalError
 
-from subscriptions import deliverability, emails, outbox, suppression
+from subscriptions import deliverability, emails, goal_counter, milestones, outbox, suppression
 
 logger = logging.getLogger(__name__)
 
@@ -88,3 +89,18 @@ def requeue_stale_outbound_emails() -> int:
     """The safety net behind every enqueue: outbox rows and delivery events whose task
     never ran (broker down) or whose worker died."""
     return outbox.requeue_stale() + deliverability.requeue_unprocessed()
+
+
+@shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
+def record_goal_milestones() -> list[int]:
+    """Record the milestones the member count has reached; idempotent."""
+    return milestones.record_reached_milestones()
+
+
+@shared_task
+def reconcile_member_count() -> dict:
+    """Recount members, repair the count and its Redis copy, and catch up on any
+    milestone whose task never ran (broker down)."""
+    result = goal_counter.reconcile()
+    milestones.record_reached_milestones()
+    return asdict(result)

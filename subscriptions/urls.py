@@ -1,6 +1,6 @@
 from django.urls import path
 
-from subscriptions import api, views
+from subscriptions import api, stripe_webhook, views
 
 app_name = "subscriptions"
 
@@ -15,5 +15,7 @@ urlpatterns = [
     path("unsubscribe/<str:token>/", views.unsubscribe, name="unsubscribe"),
     path("preferences/<str:token>/", views.preferences, name="preferences"),
     path("api/v1/subscriptions", api.create_subscription, name="api_create_subscription"),
+    path("api/v1/goal", api.goal, name="api_goal"),
     path("api/schema/", api.schema, name="api_schema"),
+    path("webhooks/stripe/", stripe_webhook.stripe_webhook, name="stripe_webhook"),
 ]

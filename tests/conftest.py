@@ -10,6 +10,9 @@ from django.core import mail
 from django.db import connection
 
 from newsroom.celery import app as celery_app
+from subscriptions import goal_counter
+from subscriptions.redis_store import redis_client
+from tests.redis_server import spare_redis  # noqa: F401 - a fixture for every test file
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -57,3 +60,12 @@ def _email_and_tasks(settings):
 @pytest.fixture
 def on_postgres() -> bool:
     return connection.vendor == "postgresql"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_goal_counter(settings):
+    """Each test starts with no Redis copy of the goal and no remembered snapshot."""
+    goal_counter.forget_fallback()
+    if settings.REDIS_URL:
+        redis_client(settings.REDIS_URL).delete(goal_counter.SNAPSHOT_KEY)
+    yield

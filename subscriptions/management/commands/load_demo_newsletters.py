@@ -1,9 +1,11 @@
-"""Create the demo newsletters. Safe to run again: existing ones (matched by slug) are
-left as editors changed them."""
+"""Create the demo newsletters and the demo membership goal. Safe to run again:
+existing newsletters (matched by slug) and any existing goal are left as editors
+changed them."""
 
 from django.core.management.base import BaseCommand
 
-from subscriptions.models import Newsletter
+from subscriptions import milestones
+from subscriptions.models import MembershipGoal, Newsletter
 
 DEMO_NEWSLETTERS = [
     {
@@ -49,7 +51,7 @@ DEMO_NEWSLETTERS = [
 
 
 class Command(BaseCommand):
-    help = "Create the demo newsletters (idempotent)."
+    help = "Create the demo newsletters and membership goal (idempotent)."
 
     def handle(self, *args: object, **options: object) -> None:
         for data in DEMO_NEWSLETTERS:
@@ -57,3 +59,15 @@ class Command(BaseCommand):
             _, created = Newsletter.objects.get_or_create(slug=data["slug"], defaults=defaults)
             verb = "created" if created else "already there"
             self.stdout.write(f"{data['name']}: {verb}")
+        if MembershipGoal.objects.exists():
+            self.stdout.write("Membership goal: already there")
+        else:
+            milestones.save_goal(
+                MembershipGoal(
+                    headline="Help us reach 20,000 members",
+                    question="Can we reach 20,000 members?",
+                    target=20_000,
+                    milestone_step=1_000,
+                )
+            )
+            self.stdout.write("Membership goal: created")

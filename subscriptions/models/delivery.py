@@ -1,0 +1,179 @@
+"""The email outbox, delivery events from the ESPs, the suppression list and the
+sign-up domain rules."""
+
+from django.db import models
+from django.db.models.functions import Lower
+
+from subscriptions.models.subscriptions import Subscriber, Subscription
+
+
+class OutboundEmail(models.Model):
+    """The outbox: one row per email to send, written in the same transaction as the
+    state change that calls for it, so no email is lost if the broker is down. The
+    sending task works from this row and is a no-op once it is sent."""
+
+    class Kind(models.TextChoices):
+        CONFIRMATION = "confirmation", "Confirmation"
+        WELCOME = "welcome", "Welcome"
+        MILESTONE = "milestone", "Membership milestone (to editors)"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        SENDING = "sending", "Sending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+        # Not sent because the address was suppressed by the time the worker got to it.
+        SUPPRESSED = "suppressed", "Suppressed"
+
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
+    to_email = models.EmailField(max_length=254)
+    # Empty for mail to the newsroom's own editors (milestone notices).
+    subscriber = models.ForeignKey(
+        Subscriber,
+        on_delete=models.CASCADE,
+        related_name="outbound_emails",
+        null=True,
+        blank=True,
+    )
+    milestone = models.ForeignKey(
+        "subscriptions.GoalMilestone",
+        on_delete=models.CASCADE,
+        related_name="outbound_emails",
+        null=True,
+        blank=True,
+    )
+    # Confirmation emails cover every subscription the sign-up left pending.
+    subscriptions = models.ManyToManyField(Subscription, related_name="outbound_emails")
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    esp_message_id = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(db_index=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    # The Celery task id that claimed the row: a redelivery of that same task (its
+    # worker died mid-send) may take the row over at once; any other task must wait.
+    claimed_by_task = models.CharField(max_length=255, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [
+            models.Index(fields=["subscriber", "kind", "created_at"]),
+            models.Index(fields=["status", "created_at"]),
+        ]
+        constraints = [
+            # A milestone is announced to each editor once, whoever asks twice.
+            models.UniqueConstraint(
+                fields=["milestone", "to_email"],
+                condition=models.Q(milestone__isnull=False),
+                name="outbound_email_one_per_milestone_and_editor",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} to {self.to_email} ({self.status})"
+
+
+class DeliveryEvent(models.Model):
+    """A tracking event from the ESP that changes something for us, normalised from
+    whatever the provider sent (see `subscriptions.webhooks`). Stored once per
+    provider event id, so a replayed webhook changes nothing twice."""
+
+    class Kind(models.TextChoices):
+        DELIVERED = "delivered", "Delivered"
+        SOFT_BOUNCE = "soft_bounce", "Soft bounce"
+        HARD_BOUNCE = "hard_bounce", "Hard bounce"
+        REJECTED = "rejected", "Rejected by the ESP"
+        COMPLAINED = "complained", "Spam complaint"
+        UNSUBSCRIBED = "unsubscribed", "Unsubscribed at the ESP"
+
+    esp = models.CharField(max_length=50)
+    event_id = models.CharField(max_length=255)
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    recipient = models.EmailField(max_length=254)
+    occurred_at = models.DateTimeField()
+    received_at = models.DateTimeField()
+    outbound_email = models.ForeignKey(
+        OutboundEmail, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    subscription_ids = models.JSONField(default=list, blank=True)
+    description = models.CharField(max_length=500, blank=True)
+    mta_response = models.TextField(blank=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-occurred_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["esp", "event_id"], name="delivery_event_unique"),
+        ]
+        indexes = [
+            models.Index(
+                Lower("recipient"), "kind", "occurred_at", name="delivery_event_recipient"
+            ),
+            models.Index(fields=["processed_at", "received_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} for {self.recipient} ({self.esp})"
+
+
+class SuppressedAddress(models.Model):
+    """An address that gets no mail at all, confirmations included. Entries are lifted,
+    never deleted, so the history of why an address was blocked stays visible."""
+
+    class Reason(models.TextChoices):
+        HARD_BOUNCE = "hard_bounce", "Hard bounce"
+        SOFT_BOUNCES = "soft_bounces", "Too many soft bounces"
+        REJECTED = "rejected", "Rejected by the ESP"
+        COMPLAINT = "complaint", "Spam complaint"
+        MANUAL = "manual", "Added by an editor"
+
+    email = models.EmailField(max_length=254)
+    reason = models.CharField(max_length=20, choices=Reason.choices)
+    source_event = models.ForeignKey(
+        DeliveryEvent, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    note = models.TextField(blank=True)
+    created_at = models.DateTimeField()
+    lifted_at = models.DateTimeField(null=True, blank=True)
+    lifted_by = models.CharField(max_length=200, blank=True)
+    lift_reason = models.TextField(blank=True)
+
+    class Meta:
+        verbose_name_plural = "suppressed addresses"
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            # At most one entry in force per address; lifted ones are history.
+            models.UniqueConstraint(
+                Lower("email"),
+                condition=models.Q(lifted_at__isnull=True),
+                name="suppression_in_force_unique",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.email} ({self.get_reason_display()})"
+
+
+class EmailDomainRule(models.Model):
+    """Editors' lists of email domains: blocked ones are refused at sign-up; allowed ones
+    are accepted even if the disposable-domain list names them."""
+
+    class Kind(models.TextChoices):
+        BLOCK = "block", "Blocked"
+        ALLOW = "allow", "Allowed"
+
+    domain = models.CharField(
+        max_length=253,
+        unique=True,
+        help_text="Lower-case, IDNA form; a rule covers its subdomains too.",
+    )
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    note = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["domain"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.domain}"

@@ -1,0 +1,77 @@
+/* Keeps every membership banner on the page live: polls the goal API (a short-cached
+   GET that costs the server no SQL) and updates the count, the progress bar and the
+   wording. Polling rather than server-sent events: it works through any cache or CDN
+   and holds no connection open on the web workers. Paused while the tab is hidden. */
+(function () {
+  "use strict";
+
+  function locale() {
+    return document.documentElement.lang || "en";
+  }
+
+  function setText(banner, field, text) {
+    var el = banner.querySelector('[data-goal-field="' + field + '"]');
+    if (el && el.textContent !== text) el.textContent = text;
+  }
+
+  function render(banner, goal) {
+    var members = Number(goal.members);
+    var target = Number(goal.target);
+    if (!isFinite(members) || !isFinite(target) || target <= 0) return;
+    var progress = banner.querySelector('[data-goal-field="progress"]');
+    if (progress) {
+      progress.max = target;
+      progress.value = Math.min(members, target);
+      progress.textContent = goal.percent + "%";
+    }
+    setText(banner, "members", members.toLocaleString(locale()));
+    setText(banner, "members-word", members === 1 ? "member" : "members");
+    setText(banner, "target", target.toLocaleString(locale()));
+    if (goal.headline) setText(banner, "headline", goal.headline);
+    if (goal.question) setText(banner, "question", goal.question);
+    banner.setAttribute("data-goal-members", String(members));
+  }
+
+  function watch(banner) {
+    var api = banner.getAttribute("data-goal-api");
+    var seconds = Number(banner.getAttribute("data-poll-seconds")) || 30;
+    if (!api || !window.fetch) return;
+    var timer = null;
+
+    function poll() {
+      window
+        .fetch(api, { credentials: "omit", headers: { Accept: "application/json" } })
+        .then(function (response) {
+          return response.ok ? response.json() : null;
+        })
+        .then(function (goal) {
+          if (goal) render(banner, goal);
+        })
+        .catch(function () {
+          /* Offline or the API is down: keep showing the last count. */
+        });
+    }
+
+    function schedule() {
+      window.clearInterval(timer);
+      timer = document.hidden ? null : window.setInterval(poll, seconds * 1000);
+    }
+
+    document.addEventListener("visibilitychange", function () {
+      if (!document.hidden) poll();
+      schedule();
+    });
+    schedule();
+  }
+
+  function start() {
+    var banners = document.querySelectorAll(".membership-banner[data-goal-api]");
+    for (var i = 0; i < banners.length; i += 1) watch(banners[i]);
+  }
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", start);
+  } else {
+    start();
+  }
+})();
