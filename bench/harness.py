@@ -1,0 +1,234 @@
+"""What every benchmark needs: a fresh PostgreSQL database and Redis DB of its own, the
+app under gunicorn with a production-like configuration, wrk as the load generator in
+a separate process, and a table of results with ratios to a baseline.
+
+Traffic goes to 127.0.0.1 only; every run is bounded by wrk's duration.
+"""
+
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+DATABASE_URL = os.environ.get(
+    "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/newsroom_bench"
+)
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
+# Production-like for this 2-core machine; see BENCHMARKS.md for how it was chosen.
+GUNICORN_ARGS = os.environ.get(
+    "BENCH_GUNICORN_ARGS", "--workers 3 --worker-class gthread --threads 4"
+).split()
+
+
+def environment(**extra: str) -> dict[str, str]:
+    """The app's environment for a bench process: production settings plus baselines."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("DJANGO_", "DATABASE_URL", "REDIS_URL", "DEBUG", "CI"))
+    }
+    env.update(
+        DJANGO_SETTINGS_MODULE="bench.settings",
+        DEBUG="false",
+        SECRET_KEY=secrets.token_urlsafe(50),
+        DATABASE_URL=DATABASE_URL,
+        REDIS_URL=REDIS_URL,
+        SITE_URL="https://news.example.org",
+        EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend",
+        CONN_MAX_AGE="600",
+        PYTHONPATH=str(REPO),
+    )
+    env.update(extra)
+    return env
+
+
+def require(binary: str) -> str:
+    path = shutil.which(binary)
+    if path is None:
+        sys.exit(f"{binary} is not installed (make bench installs it with apt-get)")
+    return path
+
+
+def manage(*args: str, env: dict[str, str] | None = None) -> str:
+    result = subprocess.run(  # noqa: S603 - our interpreter and our own arguments
+        [PYTHON, "manage.py", *args],
+        cwd=REPO,
+        env=env or environment(),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return result.stdout
+
+
+def django(code: str, env: dict[str, str] | None = None) -> str:
+    """Run Python with Django set up (bench settings) and return what it printed."""
+    script = "import django; django.setup()\n" + code
+    result = subprocess.run(  # noqa: S603 - our interpreter and our own code
+        [PYTHON, "-c", script],
+        cwd=REPO,
+        env=env or environment(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode:
+        sys.exit(f"bench set-up failed:\n{result.stderr}")
+    return result.stdout
+
+
+def fresh_database() -> None:
+    """Drop and re-create the bench database, migrate it, collect the static files and
+    empty the bench Redis DB."""
+    name = DATABASE_URL.rsplit("/", 1)[1]
+    admin_url = DATABASE_URL.rsplit("/", 1)[0] + "/postgres"
+    django(
+        "import psycopg, redis\n"
+        f"with psycopg.connect({admin_url!r}, autocommit=True) as c:\n"
+        f"    c.execute('DROP DATABASE IF EXISTS {name} WITH (FORCE)')\n"
+        f"    c.execute('CREATE DATABASE {name}')\n"
+        f"redis.Redis.from_url({REDIS_URL!r}).flushdb()\n",
+        env=environment(DJANGO_SETTINGS_MODULE="bench.settings", DATABASE_URL=admin_url),
+    )
+    manage("migrate", "--noinput")
+    manage("collectstatic", "--noinput")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def gunicorn(args: Sequence[str] = GUNICORN_ARGS, **env: str) -> Iterator[str]:
+    """The app under gunicorn on a free loopback port; yields its base URL."""
+    port = free_port()
+    process = subprocess.Popen(  # noqa: S603 - our interpreter and our own arguments
+        [
+            PYTHON,
+            "-m",
+            "gunicorn",
+            "newsroom.wsgi:application",
+            *("--bind", f"127.0.0.1:{port}"),
+            *("--log-level", "warning", "--backlog", "2048"),
+            *args,
+        ],
+        cwd=REPO,
+        env=environment(**env),
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_for(f"{base}/healthz/", process)
+        yield base
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=5)
+
+
+def _wait_for(url: str, process: subprocess.Popen, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            sys.exit(f"gunicorn exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    sys.exit(f"{url} did not answer within {timeout}s")
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    name: str
+    requests_per_second: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    errors: int
+
+
+_UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
+
+
+def wrk(
+    name: str,
+    url: str,
+    *,
+    connections: int = 64,
+    seconds: int = 10,
+    threads: int = 2,
+    script: Path | None = None,
+) -> LoadResult:
+    """Load `url` with wrk from a separate process and parse what it reports."""
+    command = [require("wrk"), f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    if script is not None:
+        command += ["-s", str(script)]
+    output = subprocess.run(  # noqa: S603 - wrk and our own arguments
+        [*command, url], capture_output=True, text=True, check=True, timeout=seconds + 60
+    ).stdout
+    return LoadResult(
+        name=name,
+        requests_per_second=float(_find(r"Requests/sec:\s+([\d.]+)", output)),
+        p50_ms=_latency(output, "50%"),
+        p99_ms=_latency(output, "99%"),
+        requests=int(_find(r"(\d+) requests in", output)),
+        errors=_errors(output),
+    )
+
+
+def _find(pattern: str, text: str) -> str:
+    match = re.search(pattern, text)
+    if match is None:
+        sys.exit(f"could not read wrk's output:\n{text}")
+    return match.group(1)
+
+
+def _latency(output: str, percentile: str) -> float:
+    match = re.search(rf"{re.escape(percentile)}\s+([\d.]+)(us|ms|s|m)\b", output)
+    if match is None:
+        sys.exit(f"wrk printed no {percentile} latency:\n{output}")
+    return float(match.group(1)) * _UNITS_MS[match.group(2)]
+
+
+def _errors(output: str) -> int:
+    errors = 0
+    socket_errors = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
+    )
+    if socket_errors:
+        errors += sum(int(n) for n in socket_errors.groups())
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    if non_2xx:
+        errors += int(non_2xx.group(1))
+    return errors
+
+
+def report(results: Sequence[LoadResult], baseline: LoadResult) -> None:
+    """Print the table: absolute numbers, then the ratio to the baseline's requests/s."""
+    print(f"{'':34} {'req/s':>9} {'ratio':>7} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    for result in (baseline, *results):
+        ratio = result.requests_per_second / baseline.requests_per_second
+        print(
+            f"{result.name:34} {result.requests_per_second:9.0f} {ratio:7.2f} "
+            f"{result.p50_ms:8.2f} {result.p99_ms:8.2f} {result.errors:7d}"
+        )

@@ -1,0 +1,9 @@
+from django.urls import path
+
+from bench import baselines
+from newsroom.urls import urlpatterns as app_urlpatterns
+
+urlpatterns = [
+    path("bench/no-database", baselines.no_database),
+    *app_urlpatterns,
+]
