@@ -4,6 +4,7 @@ Checked when an email is queued and again when the worker is about to send it, s
 address suppressed in between still gets nothing.
 """
 
+import hashlib
 from collections.abc import Iterable
 
 from django.db import IntegrityError, transaction
@@ -14,13 +15,25 @@ from django.utils import timezone
 from subscriptions.models import DeliveryEvent, SuppressedAddress
 
 
+def address_hash(email: str) -> str:
+    """What an erased address leaves behind: the SHA-256 of its lower-cased form.
+
+    Pseudonymous, not anonymous (a guessed address can be checked against it), which is
+    what it is for: recognising the same address again without storing it.
+    """
+    return hashlib.sha256(email.strip().lower().encode()).hexdigest()
+
+
 def _in_force(email: str) -> Q:
     return Q(email_ci=Lower(Value(email)), lifted_at__isnull=True)
 
 
 def is_suppressed(email: str) -> bool:
+    """Whether the address gets no mail: suppressed as itself, or erased."""
     return (
-        SuppressedAddress.objects.alias(email_ci=Lower("email")).filter(_in_force(email)).exists()
+        SuppressedAddress.objects.alias(email_ci=Lower("email"))
+        .filter(_in_force(email) | Q(email_hash=address_hash(email), lifted_at__isnull=True))
+        .exists()
     )
 
 
@@ -33,7 +46,9 @@ def suppress(
 ) -> SuppressedAddress:
     """Put an address on the list; if it is there already, return the entry in force."""
     existing = (
-        SuppressedAddress.objects.alias(email_ci=Lower("email")).filter(_in_force(email)).first()
+        SuppressedAddress.objects.alias(email_ci=Lower("email"))
+        .filter(_in_force(email) | Q(email_hash=address_hash(email), lifted_at__isnull=True))
+        .first()
     )
     if existing is not None:
         return existing
@@ -59,3 +74,26 @@ def lift(*, entry_ids: Iterable[int], reason: str, actor: str) -> int:
     return SuppressedAddress.objects.filter(pk__in=list(entry_ids), lifted_at__isnull=True).update(
         lifted_at=timezone.now(), lifted_by=actor[:200], lift_reason=reason.strip()
     )
+
+
+def erase(email: str, *, actor: str) -> None:
+    """Replace every entry for the address with its hash, and keep one in force.
+
+    Called inside the erasure's transaction: afterwards the list no longer holds the
+    address, yet mail to it and a re-import of it are still refused.
+    """
+    digest = address_hash(email)
+    now = timezone.now()
+    entries = SuppressedAddress.objects.alias(email_ci=Lower("email")).filter(
+        email_ci=Lower(Value(email))
+    )
+    entries.update(email="", email_hash=digest, note="")
+    in_force = SuppressedAddress.objects.filter(email_hash=digest, lifted_at__isnull=True)
+    if not in_force.exists():
+        SuppressedAddress.objects.create(
+            email="",
+            email_hash=digest,
+            reason=SuppressedAddress.Reason.ERASED,
+            note=f"erased by {actor}"[:200],
+            created_at=now,
+        )

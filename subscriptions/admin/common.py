@@ -1,6 +1,7 @@
 """Pieces shared by the admin modules."""
 
 from django.contrib import admin
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
 
@@ -14,6 +15,11 @@ class ReadOnlyInline(admin.TabularInline):
 
     extra = 0
     can_delete = False
+    # Related rows the inline shows, fetched with it (no query per row).
+    list_select_related: list[str] = []
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return super().get_queryset(request).select_related(*self.list_select_related)
 
     def get_readonly_fields(self, request: HttpRequest, obj: object = None) -> list[str]:
         return list(self.fields or [])

@@ -8,6 +8,7 @@ from django.template.response import TemplateResponse
 
 from subscriptions import outbox, suppression
 from subscriptions.admin.common import ReadOnlyAdmin, actor
+from subscriptions.admin.paging import LargeListMixin
 from subscriptions.models import (
     DeliveryEvent,
     EmailDomainRule,
@@ -18,7 +19,7 @@ from subscriptions.validation import normalize_domain, normalize_email
 
 
 @admin.register(OutboundEmail)
-class OutboundEmailAdmin(admin.ModelAdmin):
+class OutboundEmailAdmin(LargeListMixin, admin.ModelAdmin):
     list_display = ["created_at", "kind", "to_email", "status", "attempts", "sent_at"]
     list_filter = ["status", "kind"]
     search_fields = ["to_email", "esp_message_id"]
@@ -47,11 +48,10 @@ class OutboundEmailAdmin(admin.ModelAdmin):
 
 
 @admin.register(DeliveryEvent)
-class DeliveryEventAdmin(ReadOnlyAdmin):
+class DeliveryEventAdmin(LargeListMixin, ReadOnlyAdmin):
     list_display = ["occurred_at", "esp", "kind", "recipient", "processed_at"]
-    list_filter = ["kind", "esp"]
+    list_filter = ["kind", "esp", "occurred_at"]
     search_fields = ["recipient", "event_id"]
-    date_hierarchy = "occurred_at"
 
 
 class InForceFilter(admin.SimpleListFilter):

@@ -12,6 +12,7 @@ from django.utils.html import format_html
 
 from subscriptions import goal_counter, members, milestones
 from subscriptions.admin.common import ReadOnlyAdmin, ReadOnlyInline, actor
+from subscriptions.admin.paging import LargeListMixin
 from subscriptions.models import GoalMilestone, Member, MemberEvent, MembershipGoal, StripeEvent
 from subscriptions.validation import INVALID_EMAIL_MESSAGE, normalize_email
 
@@ -48,7 +49,7 @@ class MemberAddForm(forms.ModelForm):
 
 
 @admin.register(Member)
-class MemberAdmin(admin.ModelAdmin):
+class MemberAdmin(LargeListMixin, admin.ModelAdmin):
     list_display = [
         "__str__",
         "name",
@@ -61,7 +62,6 @@ class MemberAdmin(admin.ModelAdmin):
     ]
     list_filter = ["status", "source", "tier"]
     search_fields = ["email", "name", "external_id"]
-    date_hierarchy = "started_at"
     list_select_related = True
     inlines = [MemberEventInline]
     actions = ["cancel"]
@@ -171,7 +171,7 @@ class MembershipGoalAdmin(admin.ModelAdmin):
 
 
 @admin.register(StripeEvent)
-class StripeEventAdmin(ReadOnlyAdmin):
+class StripeEventAdmin(LargeListMixin, ReadOnlyAdmin):
     list_display = ["event_id", "type", "created_at", "received_at"]
     list_filter = ["type"]
     search_fields = ["event_id"]

@@ -15,6 +15,7 @@ from django.utils.html import format_html, format_html_join
 
 from subscriptions import services
 from subscriptions.admin.common import ReadOnlyAdmin, ReadOnlyInline, actor
+from subscriptions.admin.paging import LargeListMixin
 from subscriptions.models import (
     ConsentRecord,
     Newsletter,
@@ -29,6 +30,7 @@ class SubscriptionInline(ReadOnlyInline):
     model = Subscription
     fields = ["newsletter", "status", "source", "created_at", "confirmed_at", "unsubscribed_at"]
     show_change_link = True
+    list_select_related = ["newsletter"]
 
 
 class SubscriptionEventInline(ReadOnlyInline):
@@ -124,7 +126,7 @@ def _csv_safe(value: str) -> str:
 
 
 @admin.register(Subscriber)
-class SubscriberAdmin(admin.ModelAdmin):
+class SubscriberAdmin(LargeListMixin, admin.ModelAdmin):
     list_display = ["email", "created_at"]
     search_fields = ["email"]
     list_filter = [NewsletterFilter, StatusFilter]
@@ -238,7 +240,7 @@ class EditorAddForm(forms.Form):
 
 
 @admin.register(Subscription)
-class SubscriptionAdmin(admin.ModelAdmin):
+class SubscriptionAdmin(LargeListMixin, admin.ModelAdmin):
     list_display = ["subscriber", "newsletter", "status", "source", "created_at", "confirmed_at"]
     list_filter = ["newsletter", "status", "source"]
     search_fields = ["subscriber__email"]
@@ -295,9 +297,10 @@ class SubscriptionAdmin(admin.ModelAdmin):
 
 
 @admin.register(SubscriptionEvent)
-class SubscriptionEventAdmin(ReadOnlyAdmin):
+class SubscriptionEventAdmin(LargeListMixin, ReadOnlyAdmin):
     list_display = ["at", "subscription", "kind", "from_status", "to_status", "actor"]
-    list_filter = ["kind"]
+    # A date filter, not date_hierarchy: the hierarchy's year and month links each take
+    # an aggregate over the whole log.
+    list_filter = ["kind", "at"]
     search_fields = ["subscription__subscriber__email", "actor"]
     list_select_related = ["subscription__subscriber", "subscription__newsletter"]
-    date_hierarchy = "at"

@@ -6,6 +6,8 @@ from subscriptions.models.delivery import (
     OutboundEmail,
     SuppressedAddress,
 )
+from subscriptions.models.imports import SubscriberImport
+from subscriptions.models.insight import NewsletterSnapshot
 from subscriptions.models.membership import (
     GoalMilestone,
     Member,
@@ -15,6 +17,7 @@ from subscriptions.models.membership import (
     MemberStatus,
     StripeEvent,
 )
+from subscriptions.models.privacy import PrivacyEvent
 from subscriptions.models.subscriptions import (
     ConsentRecord,
     Newsletter,
@@ -35,9 +38,12 @@ __all__ = [
     "MemberStatus",
     "MembershipGoal",
     "Newsletter",
+    "NewsletterSnapshot",
     "OutboundEmail",
+    "PrivacyEvent",
     "StripeEvent",
     "Subscriber",
+    "SubscriberImport",
     "Subscription",
     "SubscriptionEvent",
     "SubscriptionStatus",

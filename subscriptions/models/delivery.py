@@ -127,8 +127,12 @@ class SuppressedAddress(models.Model):
         REJECTED = "rejected", "Rejected by the ESP"
         COMPLAINT = "complaint", "Spam complaint"
         MANUAL = "manual", "Added by an editor"
+        ERASED = "erased", "Personal data erased on request"
 
-    email = models.EmailField(max_length=254)
+    # Blank once the person's data is erased: then only the hash remains, so a later
+    # import or sign-up of the same address is still recognised and refused.
+    email = models.EmailField(max_length=254, blank=True)
+    email_hash = models.CharField(max_length=64, blank=True, db_index=True)
     reason = models.CharField(max_length=20, choices=Reason.choices)
     source_event = models.ForeignKey(
         DeliveryEvent, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -146,13 +150,19 @@ class SuppressedAddress(models.Model):
             # At most one entry in force per address; lifted ones are history.
             models.UniqueConstraint(
                 Lower("email"),
-                condition=models.Q(lifted_at__isnull=True),
+                condition=models.Q(lifted_at__isnull=True) & ~models.Q(email=""),
                 name="suppression_in_force_unique",
+            ),
+            models.UniqueConstraint(
+                "email_hash",
+                condition=models.Q(lifted_at__isnull=True) & ~models.Q(email_hash=""),
+                name="suppression_hash_in_force_unique",
             ),
         ]
 
     def __str__(self) -> str:
-        return f"{self.email} ({self.get_reason_display()})"
+        shown = self.email or f"erased ({self.email_hash[:12]}…)"
+        return f"{shown} ({self.get_reason_display()})"
 
 
 class EmailDomainRule(models.Model):

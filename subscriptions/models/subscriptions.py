@@ -50,7 +50,10 @@ class Subscriber(models.Model):
     """
 
     email = models.EmailField(max_length=254)
-    created_at = models.DateTimeField(auto_now_add=True)
+    name = models.CharField(max_length=200, blank=True)
+    # Other columns an import brought along (first name, city, ...), kept as given.
+    attributes = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
         constraints = [
@@ -79,11 +82,14 @@ class Subscription(models.Model):
         IMPORT = "import", "Import"
         PREFERENCES = "preferences", "Preferences page"
 
+    # No single-column indexes on the two keys: the unique pair leads with the
+    # subscriber and the filter indexes lead with the newsletter (each index slows
+    # every sign-up and import a little).
     subscriber = models.ForeignKey(
-        Subscriber, on_delete=models.CASCADE, related_name="subscriptions"
+        Subscriber, on_delete=models.CASCADE, related_name="subscriptions", db_index=False
     )
     newsletter = models.ForeignKey(
-        Newsletter, on_delete=models.CASCADE, related_name="subscriptions"
+        Newsletter, on_delete=models.CASCADE, related_name="subscriptions", db_index=False
     )
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
     source = models.CharField(max_length=20, choices=Source.choices, default=Source.FORM)
@@ -108,7 +114,16 @@ class Subscription(models.Model):
                 name="subscription_status_valid",
             ),
         ]
-        indexes = [models.Index(fields=["newsletter", "status"])]
+        # One per admin filter (newsletter, status, source, and newsletter with status);
+        # the subscriber column last, so a filtered subscriber list is an index-only
+        # semi-join.
+        indexes = [
+            models.Index(
+                fields=["newsletter", "status", "subscriber"], name="subscription_nl_status"
+            ),
+            models.Index(fields=["status", "subscriber"], name="subscription_status"),
+            models.Index(fields=["source"], name="subscription_source"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.subscriber} → {self.newsletter} ({self.status})"
@@ -124,7 +139,7 @@ class ConsentRecord(models.Model):
         ADMIN = "admin", "Added by an editor"
 
     subscription = models.ForeignKey(
-        Subscription, on_delete=models.CASCADE, related_name="consent_records"
+        Subscription, on_delete=models.CASCADE, related_name="consent_records", db_index=False
     )
     kind = models.CharField(max_length=20, choices=Kind.choices)
     at = models.DateTimeField()
@@ -135,6 +150,9 @@ class ConsentRecord(models.Model):
 
     class Meta:
         ordering = ["at", "pk"]
+        indexes = [
+            models.Index(fields=["subscription", "kind", "at"], name="consent_by_subscription"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} at {self.at:%Y-%m-%d %H:%M}"
