@@ -10,9 +10,11 @@ metadata echoed back the way each ESP does it.
 from functools import partial
 
 import pytest
+from anymail.signals import AnymailTrackingEvent
 from django.test import Client
 
 from subscriptions import deliverability
+from subscriptions.esp_events import for_esp
 from subscriptions.models import (
     DeliveryEvent,
     Subscriber,
@@ -450,10 +452,6 @@ def test_a_malformed_body_answers_400_and_stores_nothing(esp, reader):
 
 
 def test_event_ids_stay_stable_when_a_provider_retries_or_names_several_recipients():
-    from anymail.signals import AnymailTrackingEvent
-
-    from subscriptions.webhooks import stable_event_id
-
     def mailgun(token: str) -> AnymailTrackingEvent:
         return AnymailTrackingEvent(
             event_type="bounced",
@@ -466,11 +464,9 @@ def test_event_ids_stay_stable_when_a_provider_retries_or_names_several_recipien
         return AnymailTrackingEvent(event_type="bounced", event_id="sns-1", recipient=recipient)
 
     # A retried Mailgun webhook is signed with a new token but is the same event.
-    assert stable_event_id(mailgun("token-1"), "Mailgun") == stable_event_id(
-        mailgun("token-2"), "Mailgun"
-    )
+    mailgun_rule = for_esp("Mailgun")
+    assert mailgun_rule.event_id(mailgun("token-1")) == mailgun_rule.event_id(mailgun("token-2"))
     # One SES notification naming two recipients is two events.
-    assert stable_event_id(ses("a@example.org"), "Amazon SES") != stable_event_id(
-        ses("b@example.org"), "Amazon SES"
-    )
-    assert stable_event_id(ses("a@example.org"), "Postmark") == "sns-1"
+    ses_rule = for_esp("Amazon SES")
+    assert ses_rule.event_id(ses("a@example.org")) != ses_rule.event_id(ses("b@example.org"))
+    assert for_esp("Postmark").event_id(ses("a@example.org")) == "sns-1"

@@ -34,7 +34,8 @@ class Postmark(ESP):
                 "From": "hello@example.org",
                 "BouncedAt": iso_z(at, digits=7),
                 "DumpAvailable": True,
-                "Inactive": bounce_type != "SoftBounce",
+                # Postmark deactivates an address after a hard bounce or a complaint.
+                "Inactive": bounce_type in {"HardBounce", "SpamComplaint"},
                 "CanActivate": True,
                 "Subject": "Welcome to Explaining Ukraine",
                 "Content": "Return-Path: <>\r\nReceived: ...",
@@ -59,6 +60,17 @@ class Postmark(ESP):
             "Soft bounce/Undeliverable",
             "Unable to temporarily deliver this email.",
         )(recipient, metadata, at, details="smtp;452 4.2.2 The email account is over quota.")
+
+    def virus_notification(self, recipient: str, metadata: dict, at: datetime) -> dict:
+        # The receiving server warns of a virus in the message; the address is fine.
+        return self._bounce(
+            "Bounce",
+            "VirusNotification",
+            8192,
+            "Virus notification",
+            "The bounce is actually a virus notification warning about a virus/code infected "
+            "message.",
+        )(recipient, metadata, at, details="smtp;554 5.7.0 Message contains a virus")
 
     def complaint(self, recipient: str, metadata: dict, at: datetime) -> dict:
         return self._bounce(
