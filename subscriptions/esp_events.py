@@ -47,6 +47,10 @@ class ESPEvents:
         """An id that is the same when the provider sends the same event again."""
         return event.event_id
 
+    def details(self, event: AnymailTrackingEvent) -> tuple[str, str]:
+        """The description and the receiving server's answer, kept for editors."""
+        return event.description or "", event.mta_response or ""
+
 
 def payload(event: AnymailTrackingEvent) -> dict[str, Any]:
     # Mailgun's legacy webhooks give a QueryDict (a dict); anything else says nothing.
@@ -57,6 +61,17 @@ class AmazonSES(ESPEvents):
     # SES's bounceType is Permanent, Transient, or Undetermined (SES could not tell from
     # the bounce message); only Permanent says the address is no good.
     soft_bounce_types = frozenset({"Transient", "Undetermined"})
+    # A DeliveryDelay notification (anymail: `unknown`) is SES still retrying a message
+    # the receiving server would not take yet: a soft bounce. Two of its delayTypes are
+    # trouble inside SES, which says nothing about the address and, counted, could
+    # suppress many readers after one SES incident.
+    delays_inside_ses = frozenset({"InternalFailure", "SendingDeferral"})
+
+    def kind(self, event: AnymailTrackingEvent) -> str | None:
+        delay = self._delay(event)
+        if delay is not None:
+            return None if delay.get("delayType") in self.delays_inside_ses else Kind.SOFT_BOUNCE
+        return super().kind(event)
 
     def is_soft_bounce(self, esp_event: dict[str, Any]) -> bool:
         return (esp_event.get("bounce") or {}).get("bounceType") in self.soft_bounce_types
@@ -66,6 +81,35 @@ class AmazonSES(ESPEvents):
         if event.event_id and event.recipient:
             return f"{event.event_id}:{event.recipient.lower()}"
         return event.event_id
+
+    def details(self, event: AnymailTrackingEvent) -> tuple[str, str]:
+        # anymail describes a DeliveryDelay only as an unknown event type.
+        delay = self._delay(event)
+        if delay is None:
+            return super().details(event)
+        recipient = self._delayed_recipients(delay)[(event.recipient or "").lower()]
+        return f"DeliveryDelay: {delay.get('delayType', '')}", recipient.get("diagnosticCode", "")
+
+    @classmethod
+    def _delay(cls, event: AnymailTrackingEvent) -> dict[str, Any] | None:
+        """The deliveryDelay object, if this is a DeliveryDelay for this recipient.
+
+        anymail sends the notification once for every destination of the message, but
+        only those among its delayedRecipients were delayed.
+        """
+        esp_event = payload(event)
+        if esp_event.get("eventType") != "DeliveryDelay":
+            return None
+        delay = esp_event.get("deliveryDelay") or {}
+        delayed = (event.recipient or "").lower() in cls._delayed_recipients(delay)
+        return delay if delayed else None
+
+    @staticmethod
+    def _delayed_recipients(delay: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        return {
+            (recipient.get("emailAddress") or "").lower(): recipient
+            for recipient in delay.get("delayedRecipients") or []
+        }
 
 
 class Brevo(ESPEvents):

@@ -67,6 +67,7 @@ def on_tracking_event(
     kind = rule.kind(event)
     if kind is None or not event.recipient:
         return
+    description, mta_response = rule.details(event)
     deliverability.record_delivery_event(
         esp=esp_name,
         kind=kind,
@@ -75,8 +76,8 @@ def on_tracking_event(
         occurred_at=event.timestamp,
         message_id=event.message_id,
         metadata=event.metadata if isinstance(event.metadata, dict) else {},
-        description=event.description or "",
-        mta_response=event.mta_response or "",
+        description=description,
+        mta_response=mta_response,
     )
 
 

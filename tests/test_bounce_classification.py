@@ -13,6 +13,7 @@ from django.test import RequestFactory
 
 from subscriptions.models import DeliveryEvent, Subscription, SuppressedAddress
 from tests.esp_payloads import ESP, WEBHOOK_SECRET
+from tests.esp_payloads.amazon_ses import AmazonSES
 from tests.esp_payloads.brevo import Brevo
 from tests.esp_payloads.mailersend import MAILERSEND_SIGNING_SECRET, MailerSend
 from tests.esp_payloads.mailjet import Mailjet
@@ -24,7 +25,7 @@ from tests.esp_payloads.resend import Resend
 from tests.esp_payloads.sendgrid import SendGrid
 from tests.esp_payloads.sparkpost import SparkPost
 from tests.esp_payloads.unisender_go import UNISENDER_GO_API_KEY, UnisenderGo
-from tests.webhook_scene import Reader, make_reader, minutes_ago, post_processed
+from tests.webhook_scene import Reader, make_reader, minutes_ago, post_processed, world
 
 pytestmark = [
     pytest.mark.django_db,
@@ -37,6 +38,7 @@ Status = Subscription.Status
 Kind = DeliveryEvent.Kind
 BREVO, MAILERSEND, MAILJET, MANDRILL = Brevo(), MailerSend(), Mailjet(), Mandrill()
 POSTMARK, RESEND, SENDGRID, SPARKPOST = Postmark(), Resend(), SendGrid(), SparkPost()
+SES = AmazonSES()
 # anymail itself already reports these two providers' soft bounces as `deferred`.
 MAILTRAP, UNISENDER_GO = Mailtrap(), UnisenderGo()
 
@@ -185,3 +187,52 @@ def test_postals_hard_fail_suppresses_and_its_soft_fail_is_counted(
     assert (stored.esp, stored.kind, stored.recipient) == ("Postal", kind, reader.email)
     assert SuppressedAddress.objects.filter(email=reader.email).exists() is suppressed
     assert reader.statuses()["active"] == (Status.BOUNCED if suppressed else Status.ACTIVE)
+
+
+def test_an_ses_delivery_delay_counts_as_a_soft_bounce_for_the_delayed_recipient_only(
+    client, reader, django_capture_on_commit_callbacks
+):
+    # Bob was another destination of the same message, and was not delayed.
+    payload = SES.delivery_delay(
+        reader.email, reader.metadata, minutes_ago(5), also_to=("bob@example.org",)
+    )
+
+    post_processed(SES, client, payload, django_capture_on_commit_callbacks)
+
+    event = DeliveryEvent.objects.get()
+    assert (event.esp, event.kind, event.recipient) == (SES.name, Kind.SOFT_BOUNCE, reader.email)
+    assert event.description == "DeliveryDelay: MailboxFull"
+    assert event.mta_response.startswith("smtp; 452 4.2.2")
+    assert event.outbound_email_id == reader.welcome_email.pk
+    assert not SuppressedAddress.objects.exists()
+    assert reader.statuses()["active"] == Status.ACTIVE
+
+
+def test_three_ses_delivery_delays_in_a_row_suppress_the_address(
+    client, reader, django_capture_on_commit_callbacks
+):
+    for minutes in (50, 40, 30):
+        post_processed(
+            SES,
+            client,
+            SES.delivery_delay(reader.email, reader.metadata, minutes_ago(minutes)),
+            django_capture_on_commit_callbacks,
+        )
+
+    assert DeliveryEvent.objects.filter(kind=Kind.SOFT_BOUNCE).count() == 3
+    assert SuppressedAddress.objects.get().reason == SuppressedAddress.Reason.SOFT_BOUNCES
+    assert reader.statuses()["active"] == Status.BOUNCED
+
+
+@pytest.mark.parametrize("delay_type", ["InternalFailure", "SendingDeferral"])
+def test_an_ses_delivery_delay_inside_ses_itself_is_not_held_against_the_address(
+    delay_type, client, reader, django_capture_on_commit_callbacks
+):
+    before = world()
+    payload = SES.delivery_delay(
+        reader.email, reader.metadata, minutes_ago(5), delay_type=delay_type
+    )
+
+    post_processed(SES, client, payload, django_capture_on_commit_callbacks)
+
+    assert world() == before

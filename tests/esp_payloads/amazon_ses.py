@@ -135,6 +135,41 @@ class AmazonSES(ESP):
             at,
         )
 
+    def delivery_delay(
+        self,
+        recipient: str,
+        metadata: dict,
+        at: datetime,
+        *,
+        delay_type: str = "MailboxFull",
+        also_to: tuple[str, ...] = (),
+    ) -> dict:
+        """SES still retrying: the receiving server would not take the message yet. Any
+        `also_to` addresses were destinations of the message but not delayed."""
+        mail = self._mail(recipient, metadata, at)
+        mail["destination"] = [recipient, *also_to]
+        return self._notification(
+            {
+                "eventType": "DeliveryDelay",
+                "mail": mail,
+                "deliveryDelay": {
+                    "timestamp": iso_z(at),
+                    "delayType": delay_type,
+                    "expirationTime": iso_z(at + timedelta(hours=8)),
+                    "delayedRecipients": [
+                        {
+                            "emailAddress": recipient,
+                            "status": "4.2.2",
+                            "diagnosticCode": "smtp; 452 4.2.2 The email account that you "
+                            "tried to reach is over quota.",
+                        }
+                    ],
+                    "reportingMTA": "a1-23.smtp-out.eu-west-1.amazonses.com",
+                },
+            },
+            at,
+        )
+
     def delivered(self, recipient: str, metadata: dict, at: datetime) -> dict:
         return self._notification(
             {
