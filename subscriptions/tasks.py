@@ -60,8 +60,9 @@ def _send(task, outbound_email_id: int) -> str:
             logger.warning("outbound email %s failed: %s", outbound.pk, error)
             outbox.mark_failed(outbound, error=error)
             return "failed"
-        outbox.release_for_retry(outbound, error=error)
-        raise task.retry(countdown=retry_countdown(outbound.attempts), exc=exc) from exc
+        countdown = retry_countdown(outbound.attempts)
+        outbox.release_for_retry(outbound, error=error, retry_in=countdown)
+        raise task.retry(countdown=countdown, exc=exc) from exc
     outbox.mark_sent(outbound, esp_message_id=_esp_message_id(message))
     return "sent"
 

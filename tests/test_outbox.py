@@ -134,6 +134,71 @@ def test_the_sweeper_enqueues_rows_left_queued(queued, settings):
     assert len(mail.outbox) == 1
 
 
+def fail_transiently_once(outbound_email_id: int) -> OutboundEmail:
+    """One attempt that the ESP answers with a 503; the task schedules its retry."""
+    with (
+        mock.patch("anymail.backends.test.EmailBackend.send_messages", side_effect=api_error(503)),
+        pytest.raises(Retry),
+    ):
+        run_in_worker(outbound_email_id)
+    return OutboundEmail.objects.get(pk=outbound_email_id)
+
+
+def test_a_retry_records_when_it_is_due(queued, settings):
+    settings.OUTBOX_RETRY_BASE_SECONDS = 400
+    settings.OUTBOX_RETRY_MAX_SECONDS = 600
+    before = timezone.now()
+
+    waiting = fail_transiently_once(queued.pk)
+
+    # The first countdown is base/2..base, with jitter.
+    assert waiting.status == OutboundEmail.Status.QUEUED
+    assert before + timedelta(seconds=200) <= waiting.next_attempt_at
+    assert waiting.next_attempt_at <= timezone.now() + timedelta(seconds=400)
+
+
+def test_the_sweeper_leaves_a_retry_with_a_long_backoff_to_its_own_task(queued, settings):
+    # A countdown well past the stale threshold: before, the sweeper enqueued the row two
+    # minutes after the failed attempt and started a second chain of retries.
+    settings.OUTBOX_RETRY_BASE_SECONDS = 600
+    settings.OUTBOX_RETRY_MAX_SECONDS = 600
+    waiting = fail_transiently_once(queued.pk)
+    stale = timedelta(seconds=settings.OUTBOX_STALE_AFTER_SECONDS)
+
+    assert outbox.requeue_stale(now=waiting.claimed_at + stale + timedelta(seconds=60)) == 0
+    assert outbox.requeue_stale(now=waiting.next_attempt_at) == 0
+    assert outbox.requeue_stale(now=waiting.next_attempt_at + stale) == 0
+
+    assert mail.outbox == []
+    assert OutboundEmail.objects.get(pk=queued.pk).attempts == 1
+
+
+def test_the_sweeper_enqueues_a_retry_overdue_by_more_than_the_stale_threshold(queued, settings):
+    settings.OUTBOX_RETRY_BASE_SECONDS = 600
+    settings.OUTBOX_RETRY_MAX_SECONDS = 600
+    waiting = fail_transiently_once(queued.pk)
+    stale = timedelta(seconds=settings.OUTBOX_STALE_AFTER_SECONDS)
+
+    # The retry's task never came back (the broker lost it).
+    assert outbox.requeue_stale(now=waiting.next_attempt_at + stale + timedelta(seconds=1)) == 1
+
+    sent = OutboundEmail.objects.get(pk=queued.pk)
+    assert (sent.status, sent.attempts) == (OutboundEmail.Status.SENT, 2)
+    assert sent.next_attempt_at is None
+    assert len(mail.outbox) == 1
+
+
+def test_the_sweeper_enqueues_a_row_that_never_reached_the_broker(queued, settings):
+    stale = timedelta(seconds=settings.OUTBOX_STALE_AFTER_SECONDS)
+    assert (queued.claimed_at, queued.next_attempt_at) == (None, None)
+
+    assert outbox.requeue_stale(now=queued.created_at + stale - timedelta(seconds=1)) == 0
+    assert outbox.requeue_stale(now=queued.created_at + stale + timedelta(seconds=1)) == 1
+
+    queued.refresh_from_db()
+    assert (queued.status, queued.attempts) == (OutboundEmail.Status.SENT, 1)
+
+
 def test_the_sweeper_leaves_fresh_rows_to_their_task(queued):
     assert outbox.requeue_stale() == 0
     assert mail.outbox == []
