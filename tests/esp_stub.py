@@ -1,5 +1,6 @@
 """A stand-in for Postmark's send API: a real HTTP server on 127.0.0.1, scripted with
-the answers to give, recording every request it gets.
+the answers to give, recording every request it gets. (Scripted answers can be any
+JSON, so it stands in for another ESP's send API too; only the default 200 is Postmark's.)
 
 anymail's Postmark backend POSTs JSON to `{POSTMARK_API_URL}email` and reads
 `{"To", "SubmittedAt", "MessageID", "ErrorCode", "Message"}` back; errors come as 4xx or
@@ -22,7 +23,7 @@ class Reply:
     `delay` holds the answer back that many seconds (a slow ESP)."""
 
     status: int = 200
-    body: dict[str, Any] | None = None
+    body: dict[str, Any] | list[Any] | None = None
     drop: bool = False
     delay: float = 0.0
 
@@ -40,7 +41,7 @@ class Exchange:
     headers: dict[str, str]
     body: dict[str, Any]
     status: int | None = None
-    reply: dict[str, Any] | None = None
+    reply: dict[str, Any] | list[Any] | None = None
 
 
 class PostmarkStub:
