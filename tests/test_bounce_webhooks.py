@@ -7,13 +7,15 @@ The payloads (tests/esp_payloads/) follow each provider's documented examples, w
 metadata echoed back the way each ESP does it.
 """
 
+from datetime import timedelta
 from functools import partial
 
 import pytest
 from anymail.signals import AnymailTrackingEvent
 from django.test import Client
+from django.utils import timezone
 
-from subscriptions import deliverability
+from subscriptions import deliverability, tasks
 from subscriptions.esp_events import for_esp
 from subscriptions.models import (
     DeliveryEvent,
@@ -137,6 +139,40 @@ def test_a_mailgun_post_with_good_basic_auth_but_a_bad_signature_is_refused(
     assert response.status_code == 400
     assert callbacks == []
     assert world() == before
+
+
+@pytest.mark.parametrize(
+    ("esp", "rejection"),
+    [
+        (SES, "rejected"),
+        (MAILGUN, "rejected"),
+        (POSTMARK, "bad_email_address"),
+        (POSTMARK, "manually_deactivated"),
+    ],
+    ids=lambda value: value.name if isinstance(value, ESP) else value,
+)
+def test_a_rejection_by_the_esp_bounces_the_subscriptions_and_suppresses_the_address(
+    esp, rejection, client, reader, django_capture_on_commit_callbacks
+):
+    post_processed(
+        esp,
+        client,
+        getattr(esp, rejection)(reader.email, reader.metadata, minutes_ago(2)),
+        django_capture_on_commit_callbacks,
+    )
+
+    event = DeliveryEvent.objects.get()
+    assert (event.esp, event.kind, event.recipient) == (esp.name, Kind.REJECTED, reader.email)
+    assert event.processed_at is not None
+    assert reader.statuses() == {"active": "bounced", "pending": "bounced", "ended": "unsubscribed"}
+    (logged,) = log_of(reader.active, SubscriptionEvent.Kind.BOUNCED)
+    assert logged.actor == f"esp:{esp.name}"
+    entry = SuppressedAddress.objects.get()
+    assert (entry.email, entry.reason, entry.source_event) == (
+        reader.email,
+        Reason.REJECTED,
+        event,
+    )
 
 
 # --- complaints and unsubscribes ----------------------------------------------------------
@@ -375,6 +411,31 @@ def test_the_webhook_request_only_stores_the_event_and_queues_its_processing(
 
     event.refresh_from_db()
     assert event.processed_at is not None
+    assert reader.statuses()["active"] == Status.BOUNCED
+
+
+def test_an_event_whose_task_never_ran_is_processed_by_the_sweeper(
+    client, reader, settings, django_capture_on_commit_callbacks
+):
+    # The broker was down: the event is stored, but its task was never enqueued.
+    with django_capture_on_commit_callbacks(execute=False):
+        lost = POSTMARK.post(
+            client, POSTMARK.hard_bounce(reader.email, reader.metadata, minutes_ago(9))
+        )
+    stale = timezone.now() - timedelta(seconds=settings.OUTBOX_STALE_AFTER_SECONDS + 1)
+    DeliveryEvent.objects.update(received_at=stale)
+    with django_capture_on_commit_callbacks(execute=False):
+        fresh = POSTMARK.post(
+            client, POSTMARK.delivered(reader.email, reader.metadata, minutes_ago(1))
+        )
+    assert (lost.status_code, fresh.status_code) == (200, 200)
+
+    assert tasks.requeue_stale_outbound_emails.apply().get() == 1
+
+    processed = dict(DeliveryEvent.objects.values_list("kind", "processed_at"))
+    assert processed[Kind.HARD_BOUNCE] is not None
+    assert processed[Kind.DELIVERED] is None  # its own task may still be on its way
+    assert SuppressedAddress.objects.get().reason == Reason.HARD_BOUNCE
     assert reader.statuses()["active"] == Status.BOUNCED
 
 

@@ -118,6 +118,17 @@ class AmazonSES(ESP):
             "Transient", "MailboxFull", "delayed", "4.2.2", "smtp; 452 4.2.2 mailbox full"
         )(recipient, metadata, at)
 
+    def rejected(self, recipient: str, metadata: dict, at: datetime) -> dict:
+        # SES accepted the message, found a virus in it and did not send it.
+        return self._notification(
+            {
+                "eventType": "Reject",
+                "mail": self._mail(recipient, metadata, at),
+                "reject": {"reason": "Bad content"},
+            },
+            at,
+        )
+
     def complaint(self, recipient: str, metadata: dict, at: datetime) -> dict:
         return self._notification(
             {

@@ -116,6 +116,20 @@ class Mailgun(ESP):
             "",
         )(recipient, metadata, at)
 
+    def rejected(self, recipient: str, metadata: dict, at: datetime) -> dict:
+        # Mailgun refused to send at all; the address is only in the message's To header.
+        payload = self._event(
+            "rejected",
+            recipient,
+            metadata,
+            at,
+            log_level="warn",
+            reject={"reason": "is on the suppression list", "description": ""},
+        )
+        for field in ("recipient", "recipient-domain", "envelope"):
+            del payload["event-data"][field]
+        return payload
+
     def complaint(self, recipient: str, metadata: dict, at: datetime) -> dict:
         return self._event("complained", recipient, metadata, at, log_level="warn")
 

@@ -72,6 +72,24 @@ class Postmark(ESP):
             "message.",
         )(recipient, metadata, at, details="smtp;554 5.7.0 Message contains a virus")
 
+    def bad_email_address(self, recipient: str, metadata: dict, at: datetime) -> dict:
+        return self._bounce(
+            "Bounce",
+            "BadEmailAddress",
+            100000,
+            "Invalid email address",
+            "The address is not a valid email address.",
+        )(recipient, metadata, at, details="Invalid email address")
+
+    def manually_deactivated(self, recipient: str, metadata: dict, at: datetime) -> dict:
+        return self._bounce(
+            "Bounce",
+            "ManuallyDeactivated",
+            100002,
+            "Manually deactivated",
+            "The email was manually deactivated.",
+        )(recipient, metadata, at, details="Manually deactivated")
+
     def complaint(self, recipient: str, metadata: dict, at: datetime) -> dict:
         return self._bounce(
             "SpamComplaint",
