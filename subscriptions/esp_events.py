@@ -20,6 +20,11 @@ from subscriptions.models import DeliveryEvent
 Kind = DeliveryEvent.Kind
 
 
+def _payload(event: AnymailTrackingEvent) -> dict[str, Any]:
+    # Mailgun's legacy webhooks give a QueryDict (a dict); anything else says nothing.
+    return event.esp_event if isinstance(event.esp_event, dict) else {}
+
+
 class ESPEvents:
     """anymail's normalisation as it is; subclasses refine it for one provider."""
 
@@ -35,12 +40,12 @@ class ESPEvents:
     def kind(self, event: AnymailTrackingEvent) -> str | None:
         """Our kind for the event, or None when it changes nothing for us."""
         kind = self.by_event_type.get(event.event_type)
-        if kind == Kind.HARD_BOUNCE and self.is_soft_bounce(payload(event)):
+        if kind == Kind.HARD_BOUNCE and self.is_soft_bounce(_payload(event)):
             return Kind.SOFT_BOUNCE
         return kind
 
     def is_soft_bounce(self, esp_event: dict[str, Any]) -> bool:
-        """Whether a `bounced` event is one the provider itself calls temporary."""
+        """Whether the payload of a `bounced` event says the bounce may pass."""
         return False
 
     def event_id(self, event: AnymailTrackingEvent) -> str | None:
@@ -50,11 +55,6 @@ class ESPEvents:
     def details(self, event: AnymailTrackingEvent) -> tuple[str, str]:
         """The description and the receiving server's answer, kept for editors."""
         return event.description or "", event.mta_response or ""
-
-
-def payload(event: AnymailTrackingEvent) -> dict[str, Any]:
-    # Mailgun's legacy webhooks give a QueryDict (a dict); anything else says nothing.
-    return event.esp_event if isinstance(event.esp_event, dict) else {}
 
 
 class AmazonSES(ESPEvents):
@@ -97,7 +97,7 @@ class AmazonSES(ESPEvents):
         anymail sends the notification once for every destination of the message, but
         only those among its delayedRecipients were delayed.
         """
-        esp_event = payload(event)
+        esp_event = _payload(event)
         if esp_event.get("eventType") != "DeliveryDelay":
             return None
         delay = esp_event.get("deliveryDelay") or {}
@@ -124,7 +124,7 @@ class Mailgun(ESPEvents):
     def event_id(self, event: AnymailTrackingEvent) -> str | None:
         # anymail's id is the signature token, which a retried webhook may not repeat;
         # the event-data id (unique within a day) plus the event's timestamp is stable.
-        event_data = payload(event).get("event-data") or {}
+        event_data = _payload(event).get("event-data") or {}
         if event_data.get("id") and event_data.get("timestamp"):
             return f"{event_data['id']}:{event_data['timestamp']}"
         return event.event_id
@@ -155,7 +155,7 @@ class Postal(ESPEvents):
     # not say which it is; like anymail we take it as hard: a bounce after the message
     # was accepted is normally final.
     def kind(self, event: AnymailTrackingEvent) -> str | None:
-        status = (payload(event).get("payload") or {}).get("status")
+        status = (_payload(event).get("payload") or {}).get("status")
         if event.event_type == EventType.FAILED and status == "HardFail":
             return Kind.HARD_BOUNCE
         return super().kind(event)
