@@ -197,8 +197,9 @@ EMAIL_ALLOW_SMTPUTF8 = env.bool("EMAIL_ALLOW_SMTPUTF8", default=False)
 OUTBOX_MAX_ATTEMPTS = env.int("OUTBOX_MAX_ATTEMPTS", default=8)
 OUTBOX_RETRY_BASE_SECONDS = env.float("OUTBOX_RETRY_BASE_SECONDS", default=5.0)
 OUTBOX_RETRY_MAX_SECONDS = env.float("OUTBOX_RETRY_MAX_SECONDS", default=600.0)
-# A row queued or claimed longer ago than this is re-enqueued by the sweeper: the broker
-# was down when it was queued, or the worker sending it died.
+# The sweeper re-enqueues a row never taken up this long after it was queued (the broker
+# was down), a retry overdue by this much, or a send claimed this long ago (its worker
+# died).
 OUTBOX_STALE_AFTER_SECONDS = env.int("OUTBOX_STALE_AFTER_SECONDS", default=120)
 
 # --- Deliverability ---------------------------------------------------------------------

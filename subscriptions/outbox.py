@@ -133,8 +133,11 @@ def claim(
         outbound.status = Status.SENDING
         outbound.claimed_at = now
         outbound.claimed_by_task = task_id[:255]
+        outbound.next_attempt_at = None
         outbound.attempts += 1
-        outbound.save(update_fields=["status", "claimed_at", "claimed_by_task", "attempts"])
+        outbound.save(
+            update_fields=["status", "claimed_at", "claimed_by_task", "next_attempt_at", "attempts"]
+        )
     return outbound
 
 
@@ -172,28 +175,43 @@ def retry(outbound_email_ids: list[int]) -> int:
             .values_list("pk", flat=True)
         )
         OutboundEmail.objects.filter(pk__in=ids).update(
-            status=Status.QUEUED, claimed_at=None, attempts=0, last_error=""
+            status=Status.QUEUED,
+            claimed_at=None,
+            # Due now; should the enqueue below fail, the sweeper takes the row up.
+            next_attempt_at=timezone.now(),
+            attempts=0,
+            last_error="",
         )
         for outbound_email_id in ids:
             transaction.on_commit(partial(enqueue, outbound_email_id), robust=True)
     return len(ids)
 
 
-def release_for_retry(outbound: OutboundEmail, *, error: str) -> None:
-    """Put a row back in the queue after a transient error; the task retries it."""
+def release_for_retry(outbound: OutboundEmail, *, error: str, retry_in: float) -> None:
+    """Put a row back in the queue after a transient error, due again in `retry_in`
+    seconds, when the task's own retry runs."""
     OutboundEmail.objects.filter(pk=outbound.pk, status=Status.SENDING).update(
-        status=Status.QUEUED, last_error=error[:2000]
+        status=Status.QUEUED,
+        last_error=error[:2000],
+        next_attempt_at=timezone.now() + timedelta(seconds=retry_in),
     )
 
 
 def requeue_stale(*, now: datetime | None = None) -> int:
-    """Enqueue rows left queued (broker was down) or sending (worker died) too long."""
+    """Enqueue rows whose task is lost: never enqueued (the broker was down), a retry
+    overdue (its task never came back), or a send whose worker died.
+
+    A row whose retry is not yet overdue is left alone, however long its backoff: the
+    retry's own task is waiting in the broker, and a second enqueue would start a second
+    chain of retries and cut the backoff short. A task that is merely late (a long queue)
+    may still get a duplicate, which the claim and the send lease make a no-op.
+    """
     now = now or timezone.now()
     stale_before = now - timedelta(seconds=settings.OUTBOX_STALE_AFTER_SECONDS)
     stale_ids = list(
         OutboundEmail.objects.filter(
-            Q(status=Status.QUEUED, created_at__lt=stale_before, claimed_at__isnull=True)
-            | Q(status=Status.QUEUED, claimed_at__lt=stale_before)
+            Q(status=Status.QUEUED, next_attempt_at__isnull=True, created_at__lt=stale_before)
+            | Q(status=Status.QUEUED, next_attempt_at__lt=stale_before)
             | Q(status=Status.SENDING, claimed_at__lt=stale_before)
         ).values_list("pk", flat=True)[:1000]
     )

@@ -2,8 +2,6 @@
 delivered twice finds it claimed or sent and does nothing."""
 
 import logging
-import random
-import smtplib
 from dataclasses import asdict
 
 from celery import shared_task
@@ -11,30 +9,9 @@ from django.conf import settings
 from django.db import OperationalError
 
 from subscriptions import deliverability, emails, goal_counter, milestones, outbox, suppression
+from subscriptions.retry_policy import is_permanent_failure, retry_countdown
 
 logger = logging.getLogger(__name__)
-
-
-def is_permanent_failure(exc: BaseException) -> bool:
-    """4xx answers other than 429 will not get better by trying again."""
-    status = getattr(exc, "status_code", None)
-    if status is None:
-        response = getattr(exc, "response", None)
-        status = getattr(response, "status_code", None)
-    if isinstance(status, int):
-        return 400 <= status < 500 and status != 429
-    return isinstance(exc, smtplib.SMTPRecipientsRefused | smtplib.SMTPSenderRefused)
-
-
-def retry_countdown(attempts: int) -> float:
-    """Exponential backoff with jitter (spreads retries after an ESP outage).
-
-    The ceiling (OUTBOX_RETRY_MAX_SECONDS) stays well below Redis's visibility_timeout,
-    so a retry waiting in the queue is never redelivered as a duplicate.
-    """
-    base = settings.OUTBOX_RETRY_BASE_SECONDS
-    ceiling = min(settings.OUTBOX_RETRY_MAX_SECONDS, base * 2 ** max(attempts - 1, 0))
-    return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not security
 
 
 @shared_task(bind=True, acks_late=True, max_retries=None)
@@ -61,8 +38,9 @@ def _send(task, outbound_email_id: int) -> str:
             logger.warning("outbound email %s failed: %s", outbound.pk, error)
             outbox.mark_failed(outbound, error=error)
             return "failed"
-        outbox.release_for_retry(outbound, error=error)
-        raise task.retry(countdown=retry_countdown(outbound.attempts), exc=exc) from exc
+        countdown = retry_countdown(outbound.attempts)
+        outbox.release_for_retry(outbound, error=error, retry_in=countdown)
+        raise task.retry(countdown=countdown, exc=exc) from exc
     outbox.mark_sent(outbound, esp_message_id=_esp_message_id(message))
     return "sent"
 

@@ -1,5 +1,6 @@
 """A stand-in for Postmark's send API: a real HTTP server on 127.0.0.1, scripted with
-the answers to give, recording every request it gets.
+the answers to give, recording every request it gets. (Scripted answers can be any
+JSON, so it stands in for another ESP's send API too; only the default 200 is Postmark's.)
 
 anymail's Postmark backend POSTs JSON to `{POSTMARK_API_URL}email` and reads
 `{"To", "SubmittedAt", "MessageID", "ErrorCode", "Message"}` back; errors come as 4xx or
@@ -19,16 +20,19 @@ from typing import Any
 class Reply:
     """One scripted answer. `body=None` on a 200 means Postmark's usual success body;
     `drop=True` reads the request and closes the connection without answering;
-    `delay` holds the answer back that many seconds (a slow ESP)."""
+    `delay` holds the answer back that many seconds (a slow ESP); `hang=True` never
+    answers, holding the connection until the stub stops."""
 
     status: int = 200
-    body: dict[str, Any] | None = None
+    body: dict[str, Any] | list[Any] | None = None
     drop: bool = False
     delay: float = 0.0
+    hang: bool = False
 
 
 ACCEPTED = Reply(200)
 DROP_CONNECTION = Reply(drop=True)
+HANG = Reply(hang=True)
 
 
 @dataclass
@@ -40,7 +44,7 @@ class Exchange:
     headers: dict[str, str]
     body: dict[str, Any]
     status: int | None = None
-    reply: dict[str, Any] | None = None
+    reply: dict[str, Any] | list[Any] | None = None
 
 
 class PostmarkStub:
@@ -53,6 +57,7 @@ class PostmarkStub:
         self._requested_port = port
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
 
     @property
     def port(self) -> int:
@@ -70,6 +75,7 @@ class PostmarkStub:
 
     def start(self) -> "PostmarkStub":
         """Listen (again, on the same port after `stop`) and serve in a thread."""
+        self._stopping = threading.Event()
         self._server = ThreadingHTTPServer(("127.0.0.1", self._requested_port), self._handler())
         self._server.daemon_threads = True
         self._requested_port = self._server.server_address[1]
@@ -81,6 +87,7 @@ class PostmarkStub:
         """Stop listening: connections to the port are refused until `start` again."""
         if self._server is None:
             return
+        self._stopping.set()  # lets go of hanging requests
         self._server.shutdown()
         self._server.server_close()
         assert self._thread is not None
@@ -103,6 +110,7 @@ class PostmarkStub:
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         stub = self
+        stopping = self._stopping
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -118,7 +126,9 @@ class PostmarkStub:
                 stub._record(exchange)
                 reply = stub._next_reply()
                 time.sleep(reply.delay)
-                if reply.drop:
+                if reply.hang:
+                    stopping.wait()
+                if reply.drop or reply.hang:
                     self.close_connection = True
                     self.connection.close()
                     return

@@ -402,6 +402,41 @@ def test_adding_an_invalid_email_shows_the_error_and_stores_nothing(admin_client
     assert set(stored_rows().values()) == {0}
 
 
+# --- the outbox -------------------------------------------------------------------------
+
+
+def test_the_outbox_changelist_filters_by_status_and_type(admin_client) -> None:
+    now = timezone.now()
+    subscriber = SubscriberFactory(email="ann@example.org")
+    rows = {
+        (kind, status): OutboundEmail.objects.create(
+            kind=kind,
+            status=status,
+            to_email=subscriber.email,
+            subscriber=subscriber,
+            created_at=now,
+        )
+        for kind in OutboundEmail.Kind.values
+        for status in (OutboundEmail.Status.FAILED, OutboundEmail.Status.SENT)
+    }
+    changelist = reverse("admin:subscriptions_outboundemail_changelist")
+
+    def listed(**filters: str) -> set[int]:
+        response = admin_client.get(changelist, filters)
+        assert response.status_code == 200
+        return {row.pk for row in response.context["cl"].result_list}
+
+    assert listed() == {row.pk for row in rows.values()}
+    assert listed(status__exact="failed") == {
+        row.pk for (_, status), row in rows.items() if status == "failed"
+    }
+    assert listed(kind__exact="welcome") == {
+        rows["welcome", "failed"].pk,
+        rows["welcome", "sent"].pk,
+    }
+    assert listed(status__exact="failed", kind__exact="welcome") == {rows["welcome", "failed"].pk}
+
+
 # --- the event log is read-only ----------------------------------------------------------
 
 

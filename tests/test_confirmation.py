@@ -124,6 +124,50 @@ def test_confirming_sends_the_welcome_email_with_one_click_unsubscribe(
     assert "List-Id" in welcome.extra_headers
 
 
+def test_confirmations_come_from_the_transactional_sender_and_welcomes_from_the_newsletter_one(
+    client, settings, django_capture_on_commit_callbacks
+):
+    settings.DEFAULT_FROM_EMAIL = "The Kyiv Ledger <hello@news.example.org>"
+    settings.NEWSLETTER_FROM_EMAIL = "Explaining Ukraine <letters@lists.example.org>"
+    with django_capture_on_commit_callbacks(execute=True):
+        result = signup()
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(confirm_path(result.pending_ids))
+
+    confirmation, welcome = mail.outbox
+    assert confirmation.metadata["message_type"] == "confirmation"
+    assert confirmation.from_email == "The Kyiv Ledger <hello@news.example.org>"
+    assert welcome.metadata["message_type"] == "welcome"
+    assert welcome.from_email == "Explaining Ukraine <letters@lists.example.org>"
+
+
+@pytest.mark.parametrize(
+    ("name", "list_id"),
+    [
+        ("Explaining Ukraine", '"Explaining Ukraine" <explaining-ukraine.news.example.org>'),
+        # A double quote would end the phrase early (RFC 5322 quoted-string).
+        (
+            'The "Frontline" Brief',
+            "\"The 'Frontline' Brief\" <explaining-ukraine.news.example.org>",
+        ),
+    ],
+)
+def test_the_welcome_email_names_its_list_under_the_sites_domain(
+    name, list_id, client, settings, django_capture_on_commit_callbacks
+):
+    # RFC 2919: a label unique to the list, under a domain the sender controls.
+    settings.SITE_URL = "https://news.example.org"
+    newsletter = NewsletterFactory(name=name, slug="explaining-ukraine")
+    result = signup(newsletters=[newsletter])
+    mail.outbox.clear()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(confirm_path(result.pending_ids))
+
+    (welcome,) = mail.outbox
+    assert welcome.extra_headers["List-Id"] == list_id
+
+
 def test_no_welcome_email_when_the_newsletter_has_none(client, django_capture_on_commit_callbacks):
     result = signup(newsletters=[NewsletterFactory(send_welcome_email=False)])
     mail.outbox.clear()

@@ -1,22 +1,28 @@
 """Nothing is lost and nothing is sent twice, with real parts: a real Celery worker on the
-real Redis, the real PostgreSQL, anymail's real Postmark backend talking HTTP to a local
-stand-in for Postmark's API, and a Redis server of the test's own that it stops and
-starts again."""
+real Redis (in a thread, or in a process of its own to kill), the real PostgreSQL,
+anymail's real Postmark backend talking HTTP to a local stand-in for Postmark's API, and
+a Redis server of the test's own that it stops and starts again."""
 
+import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
+from pathlib import Path
 from unittest import mock
+from urllib.parse import quote
 
 import pytest
 import redis
 from celery.contrib.testing.worker import start_worker
 from celery.signals import task_postrun
+from django.conf import settings as django_settings
 from django.core import mail
 from django.test import Client
 from django.utils import timezone
@@ -25,7 +31,7 @@ from newsroom.celery import app as celery_app
 from subscriptions import services, tasks
 from subscriptions.models import OutboundEmail, Subscription
 from subscriptions.views import SUCCESS_MESSAGE
-from tests.esp_stub import DROP_CONNECTION, PostmarkStub, Reply
+from tests.esp_stub import DROP_CONNECTION, HANG, PostmarkStub, Reply
 from tests.factories import NewsletterFactory
 
 pytestmark = [
@@ -304,6 +310,140 @@ def test_a_redelivered_task_arriving_mid_send_is_skipped(own_queue, postmark, ou
     assert len(stub.exchanges) == 1
     assert sorted(result for result, _ in outcomes) == ["sent", "skipped"]
     assert row(outbound).attempts == 1
+
+
+class WorkerProcess:
+    """`celery -A newsroom worker -P prefork -c 1` in a process of its own, as production
+    runs it: a parent that takes tasks from Redis and one pool child that runs them.
+
+    Its settings come from the environment like any deployment's: the database is the
+    test database pytest-django created (not the one DATABASE_URL names), the broker the
+    test's Redis, the ESP anymail's Postmark backend pointed at the stand-in.
+    """
+
+    def __init__(self, *, postmark_api_url: str, log_path: Path) -> None:
+        self.log_path = log_path
+        self._log = log_path.open("wb")
+        environment = {
+            **os.environ,
+            "DATABASE_URL": self._test_database_url(),
+            "REDIS_URL": celery_app.conf.broker_url,
+            "CELERY_TASK_ALWAYS_EAGER": "false",
+            "EMAIL_BACKEND": "anymail.backends.postmark.EmailBackend",
+            "ANYMAIL": json.dumps(
+                {"POSTMARK_SERVER_TOKEN": "test-token", "POSTMARK_API_URL": postmark_api_url}
+            ),
+            "SITE_URL": django_settings.SITE_URL,
+        }
+        # Its own session, so stopping it can reach the pool child too.
+        self.process = subprocess.Popen(  # noqa: S603 - our interpreter and arguments
+            [
+                sys.executable,
+                *("-m", "celery", "-A", "newsroom", "worker"),
+                *("-P", "prefork", "-c", "1", "-Q", QUEUE, "-l", "info"),
+                *("--without-gossip", "--without-mingle", "--without-heartbeat"),
+                *("-n", f"killed-mid-task-{os.getpid()}@%h"),
+            ],
+            cwd=django_settings.BASE_DIR,
+            env=environment,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    @staticmethod
+    def _test_database_url() -> str:
+        database = django_settings.DATABASES["default"]
+        credentials = quote(database["USER"] or "", safe="")
+        if database["PASSWORD"]:
+            credentials += ":" + quote(database["PASSWORD"], safe="")
+        host = f"{database['HOST'] or '127.0.0.1'}:{database['PORT'] or 5432}"
+        return f"postgres://{credentials}@{host}/{database['NAME']}"
+
+    def pool_children(self) -> set[int]:
+        """The pids of the parent's children (its prefork pool), read from /proc."""
+        children = set()
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                # "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue  # the process ended while we looked
+            if int(fields[1]) == self.process.pid:
+                children.add(int(stat.parent.name))
+        return children
+
+    def log(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")[-4000:]
+
+    def stop(self) -> None:
+        """Warm shutdown (the parent stops its pool first), or SIGKILL to the whole
+        session if that does not end in time."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                # The parent is still there (not reaped), so its session id is still ours.
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=5)
+        self._log.close()
+
+
+@pytest.fixture
+def worker_process(own_queue, tmp_path) -> Iterator[Callable[[str], WorkerProcess]]:
+    started: list[WorkerProcess] = []
+
+    def start(postmark_api_url: str) -> WorkerProcess:
+        with celery_app.connection_for_write() as connection:
+            connection.default_channel.queue_purge(QUEUE)
+        worker = WorkerProcess(postmark_api_url=postmark_api_url, log_path=tmp_path / "worker.log")
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+def test_a_worker_killed_mid_send_leads_to_one_redelivery_and_one_email(worker_process, postmark):
+    # The first request to Postmark never gets its answer: the worker is killed while it
+    # waits. Postmark never accepted that one, so the email must go out exactly once more.
+    stub = postmark(HANG)
+    with mock.patch("subscriptions.outbox.enqueue"):
+        outbound = sign_up()
+    worker = worker_process(stub.api_url)
+
+    task = tasks.send_outbound_email.delay(outbound.pk)
+    try:
+        wait_for(lambda: stub.exchanges, timeout=30, what="the worker to reach Postmark")
+        (child,) = worker.pool_children()
+        claimed = row(outbound)
+        assert (claimed.status, claimed.attempts) == (OutboundEmail.Status.SENDING, 1)
+        os.kill(child, signal.SIGKILL)
+
+        # task_reject_on_worker_lost: the parent puts the message back on the queue and
+        # its new pool child runs it again, under the same task id. The first child's
+        # send lease (an advisory lock) died with its database connection.
+        wait_for(
+            lambda: row(outbound).status == OutboundEmail.Status.SENT,
+            timeout=20,
+            what="the redelivered task to send the row",
+        )
+    except (AssertionError, TimeoutError, ValueError) as failure:
+        raise AssertionError(f"{failure}\n--- worker log ---\n{worker.log()}") from failure
+
+    time.sleep(0.5)  # a stray third delivery would have reached the stub by now
+    sent = row(outbound)
+    assert [exchange.status for exchange in stub.exchanges] == [None, 200]
+    assert (sent.status, sent.attempts, sent.claimed_by_task) == (
+        OutboundEmail.Status.SENT,
+        2,
+        task.id,
+    )
+    assert sent.esp_message_id == stub.exchanges[-1].reply["MessageID"]
+    assert child not in worker.pool_children()
 
 
 class SpareRedis:

@@ -1,17 +1,28 @@
 """Every email goes through the outbox: a duplicated task sends once, transient errors
 retry, permanent ones stop, and rows left behind are picked up by the sweeper."""
 
+import smtplib
 from datetime import timedelta
 from unittest import mock
 
 import pytest
-from anymail.exceptions import AnymailRequestsAPIError
+import requests
+from anymail.exceptions import (
+    AnymailConfigurationError,
+    AnymailInvalidAddress,
+    AnymailRecipientsRefused,
+    AnymailRequestsAPIError,
+    AnymailSerializationError,
+    AnymailUnsupportedFeature,
+)
 from celery.exceptions import Retry
 from django.core import mail
+from django.core.exceptions import ImproperlyConfigured
 from django.utils import timezone
 
-from subscriptions import outbox, services, tasks
+from subscriptions import outbox, retry_policy, services, tasks
 from subscriptions.models import OutboundEmail, Subscription
+from tests.esp_stub import PostmarkStub, Reply
 from tests.factories import NewsletterFactory
 
 pytestmark = pytest.mark.django_db
@@ -96,6 +107,109 @@ def test_429_is_transient(queued):
         run_in_worker(queued.pk)
 
 
+def esp_answer(status: int, body: bytes = b'{"Message": "x"}') -> requests.Response:
+    response = requests.Response()
+    response.status_code, response.reason, response._content = status, "x", body
+    return response
+
+
+def api_answer(status: int) -> AnymailRequestsAPIError:
+    return AnymailRequestsAPIError("ESP said no", response=esp_answer(status))
+
+
+def no_answer(cause: requests.RequestException) -> AnymailRequestsAPIError:
+    """What anymail raises when the request got no answer: its error and the cause."""
+    error_class = type("AnymailRequestsAPIError", (AnymailRequestsAPIError, type(cause)), {})
+    error = error_class("Error posting to https://api.example.org/email:")
+    error.__cause__ = cause
+    return error
+
+
+PERMANENT, TRANSIENT = True, False
+FAILURES = [
+    # anymail: the request, the message or the settings are wrong.
+    ("recipients refused in a 200", AnymailRecipientsRefused(response=esp_answer(200)), PERMANENT),
+    ("recipients refused in a 422", AnymailRecipientsRefused(response=esp_answer(422)), PERMANENT),
+    ("invalid address", AnymailInvalidAddress("Invalid email address 'ann@'"), PERMANENT),
+    ("unsupported feature", AnymailUnsupportedFeature("no AMP for this ESP"), PERMANENT),
+    ("serialization", AnymailSerializationError("Decimal is not JSON"), PERMANENT),
+    ("anymail configuration", AnymailConfigurationError("set POSTMARK_SERVER_TOKEN"), PERMANENT),
+    ("improperly configured", ImproperlyConfigured("EMAIL_BACKEND"), PERMANENT),
+    # HTTP: a 4xx is about the request, except a timeout or a rate limit.
+    ("http 400", api_answer(400), PERMANENT),
+    ("http 401", api_answer(401), PERMANENT),
+    ("http 403", api_answer(403), PERMANENT),
+    ("http 404", api_answer(404), PERMANENT),
+    ("http 422", api_answer(422), PERMANENT),
+    ("http 408", api_answer(408), TRANSIENT),
+    ("http 429", api_answer(429), TRANSIENT),
+    ("http 500", api_answer(500), TRANSIENT),
+    ("http 502", api_answer(502), TRANSIENT),
+    ("http 503", api_answer(503), TRANSIENT),
+    ("connection refused", no_answer(requests.ConnectionError("refused")), TRANSIENT),
+    ("read timeout", no_answer(requests.ReadTimeout("read timed out")), TRANSIENT),
+    # SMTP: the reply code decides (RFC 5321 §4.2.1), whatever the exception.
+    ("smtp 550 reply", smtplib.SMTPResponseException(550, b"mailbox unavailable"), PERMANENT),
+    ("smtp 421 reply", smtplib.SMTPResponseException(421, b"closing channel"), TRANSIENT),
+    ("smtp sender 553", smtplib.SMTPSenderRefused(553, b"not ours", "hello@x.org"), PERMANENT),
+    ("smtp sender 451", smtplib.SMTPSenderRefused(451, b"try later", "hello@x.org"), TRANSIENT),
+    ("smtp data 552", smtplib.SMTPDataError(552, b"message too large"), PERMANENT),
+    ("smtp data 452", smtplib.SMTPDataError(452, b"insufficient storage"), TRANSIENT),
+    ("smtp auth 535", smtplib.SMTPAuthenticationError(535, b"bad credentials"), PERMANENT),
+    ("smtp auth 454", smtplib.SMTPAuthenticationError(454, b"try again"), TRANSIENT),
+    ("smtp greeting 421", smtplib.SMTPConnectError(421, b"too busy"), TRANSIENT),
+    (
+        "smtp recipient 550",
+        smtplib.SMTPRecipientsRefused({"ann@example.org": (550, b"no such user")}),
+        PERMANENT,
+    ),
+    (
+        "smtp recipient greylisted 451",
+        smtplib.SMTPRecipientsRefused({"ann@example.org": (451, b"greylisted")}),
+        TRANSIENT,
+    ),
+    (
+        "smtp recipients 550 and 451",
+        smtplib.SMTPRecipientsRefused(
+            {"ann@example.org": (550, b"no such user"), "bob@example.org": (451, b"later")}
+        ),
+        TRANSIENT,
+    ),
+    (
+        "smtp disconnected",
+        smtplib.SMTPServerDisconnected("Connection unexpectedly closed"),
+        TRANSIENT,
+    ),
+    ("socket refused", ConnectionRefusedError(111, "Connection refused"), TRANSIENT),
+    ("socket timeout", TimeoutError("timed out"), TRANSIENT),
+]
+
+
+@pytest.mark.parametrize(
+    ("error", "permanent"),
+    [pytest.param(error, permanent, id=name) for name, error, permanent in FAILURES],
+)
+def test_only_failures_that_trying_again_cannot_mend_are_permanent(error, permanent):
+    assert retry_policy.is_permanent_failure(error) is permanent
+
+
+def test_a_recipient_the_esp_refuses_inside_a_200_fails_the_row_without_retry(queued, settings):
+    # Mandrill answers 200 with a status per recipient; anymail's real Mandrill backend
+    # turns "every recipient rejected" into AnymailRecipientsRefused.
+    refused = [{"email": "ann@example.org", "status": "rejected", "reject_reason": "hard-bounce"}]
+    with PostmarkStub([Reply(200, refused)]) as mandrill:
+        settings.EMAIL_BACKEND = "anymail.backends.mandrill.EmailBackend"
+        settings.ANYMAIL = {"MANDRILL_API_KEY": "test-key", "MANDRILL_API_URL": mandrill.api_url}
+
+        assert run_in_worker(queued.pk) == "failed"
+
+    (exchange,) = mandrill.exchanges
+    assert (exchange.path, exchange.status) == ("/messages/send.json", 200)
+    queued.refresh_from_db()
+    assert (queued.status, queued.attempts) == (OutboundEmail.Status.FAILED, 1)
+    assert "AnymailRecipientsRefused" in queued.last_error
+
+
 def test_the_row_fails_after_the_last_allowed_attempt(queued, settings):
     settings.OUTBOX_MAX_ATTEMPTS = 2
     with mock.patch(
@@ -112,9 +226,9 @@ def test_the_row_fails_after_the_last_allowed_attempt(queued, settings):
 def test_retry_countdowns_grow_with_jitter_and_stay_below_the_ceiling(settings):
     settings.OUTBOX_RETRY_BASE_SECONDS = 5
     settings.OUTBOX_RETRY_MAX_SECONDS = 600
-    first = [tasks.retry_countdown(1) for _ in range(50)]
-    third = [tasks.retry_countdown(3) for _ in range(50)]
-    late = [tasks.retry_countdown(30) for _ in range(50)]
+    first = [retry_policy.retry_countdown(1) for _ in range(50)]
+    third = [retry_policy.retry_countdown(3) for _ in range(50)]
+    late = [retry_policy.retry_countdown(30) for _ in range(50)]
 
     assert all(2.5 <= c <= 5 for c in first)
     assert all(10 <= c <= 20 for c in third)
@@ -132,6 +246,71 @@ def test_the_sweeper_enqueues_rows_left_queued(queued, settings):
     queued.refresh_from_db()
     assert queued.status == OutboundEmail.Status.SENT
     assert len(mail.outbox) == 1
+
+
+def fail_transiently_once(outbound_email_id: int) -> OutboundEmail:
+    """One attempt that the ESP answers with a 503; the task schedules its retry."""
+    with (
+        mock.patch("anymail.backends.test.EmailBackend.send_messages", side_effect=api_error(503)),
+        pytest.raises(Retry),
+    ):
+        run_in_worker(outbound_email_id)
+    return OutboundEmail.objects.get(pk=outbound_email_id)
+
+
+def test_a_retry_records_when_it_is_due(queued, settings):
+    settings.OUTBOX_RETRY_BASE_SECONDS = 400
+    settings.OUTBOX_RETRY_MAX_SECONDS = 600
+    before = timezone.now()
+
+    waiting = fail_transiently_once(queued.pk)
+
+    # The first countdown is base/2..base, with jitter.
+    assert waiting.status == OutboundEmail.Status.QUEUED
+    assert before + timedelta(seconds=200) <= waiting.next_attempt_at
+    assert waiting.next_attempt_at <= timezone.now() + timedelta(seconds=400)
+
+
+def test_the_sweeper_leaves_a_retry_with_a_long_backoff_to_its_own_task(queued, settings):
+    # A countdown well past the stale threshold: before, the sweeper enqueued the row two
+    # minutes after the failed attempt and started a second chain of retries.
+    settings.OUTBOX_RETRY_BASE_SECONDS = 600
+    settings.OUTBOX_RETRY_MAX_SECONDS = 600
+    waiting = fail_transiently_once(queued.pk)
+    stale = timedelta(seconds=settings.OUTBOX_STALE_AFTER_SECONDS)
+
+    assert outbox.requeue_stale(now=waiting.claimed_at + stale + timedelta(seconds=60)) == 0
+    assert outbox.requeue_stale(now=waiting.next_attempt_at) == 0
+    assert outbox.requeue_stale(now=waiting.next_attempt_at + stale) == 0
+
+    assert mail.outbox == []
+    assert OutboundEmail.objects.get(pk=queued.pk).attempts == 1
+
+
+def test_the_sweeper_enqueues_a_retry_overdue_by_more_than_the_stale_threshold(queued, settings):
+    settings.OUTBOX_RETRY_BASE_SECONDS = 600
+    settings.OUTBOX_RETRY_MAX_SECONDS = 600
+    waiting = fail_transiently_once(queued.pk)
+    stale = timedelta(seconds=settings.OUTBOX_STALE_AFTER_SECONDS)
+
+    # The retry's task never came back (the broker lost it).
+    assert outbox.requeue_stale(now=waiting.next_attempt_at + stale + timedelta(seconds=1)) == 1
+
+    sent = OutboundEmail.objects.get(pk=queued.pk)
+    assert (sent.status, sent.attempts) == (OutboundEmail.Status.SENT, 2)
+    assert sent.next_attempt_at is None
+    assert len(mail.outbox) == 1
+
+
+def test_the_sweeper_enqueues_a_row_that_never_reached_the_broker(queued, settings):
+    stale = timedelta(seconds=settings.OUTBOX_STALE_AFTER_SECONDS)
+    assert (queued.claimed_at, queued.next_attempt_at) == (None, None)
+
+    assert outbox.requeue_stale(now=queued.created_at + stale - timedelta(seconds=1)) == 0
+    assert outbox.requeue_stale(now=queued.created_at + stale + timedelta(seconds=1)) == 1
+
+    queued.refresh_from_db()
+    assert (queued.status, queued.attempts) == (OutboundEmail.Status.SENT, 1)
 
 
 def test_the_sweeper_leaves_fresh_rows_to_their_task(queued):

@@ -33,6 +33,7 @@ class OutboundEmailAdmin(LargeListMixin, admin.ModelAdmin):
         "esp_message_id",
         "created_at",
         "claimed_at",
+        "next_attempt_at",
         "sent_at",
     ]
     exclude = ["subscriptions"]

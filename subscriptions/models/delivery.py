@@ -53,6 +53,9 @@ class OutboundEmail(models.Model):
     # The Celery task id that claimed the row: a redelivery of that same task (its
     # worker died mid-send) may take the row over at once; any other task must wait.
     claimed_by_task = models.CharField(max_length=255, blank=True)
+    # When the retry after a transient error is due; None while no retry waits. Until it
+    # is overdue the sweeper leaves the row to the retry's own task, whatever the backoff.
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
