@@ -36,6 +36,8 @@ return -1
 """
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+# The limits the form and the API enforce; settings.RATE_LIMITS holds a rate for each.
+LIMIT_NAMES = ("form-ip", "form-email", "api-ip", "api-email")
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,11 @@ class Rate:
         if match is None:
             raise ValueError(f"not a rate: {text!r} (use e.g. 20/h or 5/10m)")
         count, multiple, unit = match.groups()
-        return cls(int(count), int(multiple or 1) * _UNITS[unit])
+        window_seconds = int(multiple or 1) * _UNITS[unit]
+        if window_seconds == 0:
+            # A window of no length would count nothing and limit nothing.
+            raise ValueError(f"not a rate: {text!r} (the window must be longer than 0)")
+        return cls(int(count), window_seconds)
 
 
 class RateLimited(Exception):

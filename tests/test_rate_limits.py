@@ -496,7 +496,7 @@ def test_rates_are_parsed_from_count_and_window(text: str, rate: Rate) -> None:
     assert Rate.parse(text) == rate
 
 
-@pytest.mark.parametrize("text", ["abc", "5/x", "/h", "5", "5/", "-1/h", "5/h/h", ""])
+@pytest.mark.parametrize("text", ["abc", "5/x", "/h", "5", "5/", "-1/h", "5/h/h", "", "5/0h"])
 def test_malformed_rates_are_refused(text: str) -> None:
     with pytest.raises(ValueError, match="not a rate"):
         Rate.parse(text)
