@@ -10,7 +10,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from subscriptions import openapi, ratelimit
-from subscriptions.client import client_ip
+from subscriptions.client import client_ip, client_network
 from subscriptions.forms import SignupForm
 from subscriptions.models import Subscription
 from subscriptions.ratelimit import RateLimited
@@ -28,7 +28,7 @@ def _error(field: str, message: str, status: int = 400) -> JsonResponse:
 def create_subscription(request: HttpRequest) -> JsonResponse:
     ip = client_ip(request)
     try:
-        ratelimit.enforce("api-ip", ip or "unknown")
+        ratelimit.enforce("api-ip", client_network(ip))
         payload = _json_object(request)
         form = SignupForm(data=payload, require_form_token=False, remote_ip=ip)
         if not form.is_valid():

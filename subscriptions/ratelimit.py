@@ -2,7 +2,8 @@
 
 Each limit is a sorted set of request timestamps per key; one Lua script drops the
 expired ones, counts, and records the new one, so concurrent requests cannot slip past
-the count. Keys hash what they count (an IP, an address), so Redis holds no addresses.
+the count. Keys hash what they count (a client's IP or IPv6 /64, a mailbox), so Redis
+holds no addresses.
 Without Redis (the embedded set-up) the same algorithm runs in-process. If Redis fails,
 limits fail open: a reader's sign-up matters more than a missed count.
 """

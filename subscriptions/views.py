@@ -7,7 +7,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from subscriptions import ratelimit, selectors, services
-from subscriptions.client import client_ip, consent_from_request
+from subscriptions.client import client_ip, client_network, consent_from_request
 from subscriptions.exceptions import TokenExpired, TokenInvalid
 from subscriptions.forms import PreferencesForm, SignupForm
 from subscriptions.models import Newsletter, Subscriber, Subscription
@@ -58,7 +58,7 @@ def signup(request: HttpRequest) -> HttpResponse:
     """The no-JavaScript path: POST, then redirect to the thank-you page."""
     ip = client_ip(request)
     try:
-        ratelimit.enforce("form-ip", ip or "unknown")
+        ratelimit.enforce("form-ip", client_network(ip))
         form = SignupForm(request.POST, require_form_token=True, remote_ip=ip)
         if not form.is_valid():
             return render(

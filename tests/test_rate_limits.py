@@ -15,7 +15,7 @@ from django.test import RequestFactory
 from django.urls import reverse
 
 from subscriptions import ratelimit
-from subscriptions.client import client_ip
+from subscriptions.client import client_ip, client_network
 from subscriptions.models import (
     ConsentRecord,
     OutboundEmail,
@@ -195,6 +195,72 @@ def test_the_rate_limited_message_rounds_the_wait_up_to_whole_minutes(
     seconds: int, message: str
 ) -> None:
     assert rate_limited_message(seconds) == message
+
+
+# --- IPv6 clients -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("ip", "network"),
+    [
+        ("203.0.113.5", "203.0.113.5"),
+        ("2001:db8:1:2::1", "2001:db8:1:2::/64"),
+        ("2001:DB8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2::/64"),
+        ("2001:db8:1:3::1", "2001:db8:1:3::/64"),
+        ("::ffff:203.0.113.5", "203.0.113.5"),  # an IPv4 client on a dual-stack socket
+        (None, "unknown"),
+        ("", "unknown"),
+    ],
+)
+def test_ipv4_clients_are_counted_by_address_and_ipv6_clients_by_their_64(
+    ip: str | None, network: str
+) -> None:
+    assert client_network(ip) == network
+
+
+@pytest.mark.django_db
+def test_the_api_counts_every_address_in_one_ipv6_64_as_one_client(
+    client, settings, newsletter
+) -> None:
+    limit(settings, api_ip="2/h")
+
+    first = post_api(client, "ann@example.org", ip="2001:db8:1:2::1")
+    second = post_api(client, "bob@example.org", ip="2001:db8:1:2:abcd:ef01:2345:6789")
+    third = post_api(client, "cat@example.org", ip="2001:db8:1:2:ffff:ffff:ffff:fffe")
+    next_network = post_api(client, "dan@example.org", ip="2001:db8:1:3::1")
+
+    assert (first.status_code, second.status_code) == (202, 202)
+    assert_rate_limited_json(third)
+    assert next_network.status_code == 202
+    assert set(Subscriber.objects.values_list("email", flat=True)) == {
+        "ann@example.org",
+        "bob@example.org",
+        "dan@example.org",
+    }
+    # Consent records keep the exact address; only the counting is by network.
+    assert set(ConsentRecord.objects.values_list("ip_address", flat=True)) == {
+        "2001:db8:1:2::1",
+        "2001:db8:1:2:abcd:ef01:2345:6789",
+        "2001:db8:1:3::1",
+    }
+
+
+@pytest.mark.django_db
+def test_the_form_counts_an_ipv6_64_as_one_client_too(client, settings, newsletter) -> None:
+    limit(settings, form_ip="1/h")
+
+    assert post_form(client, "ann@example.org", ip="2001:db8:1:2::1").status_code == 302
+    assert post_form(client, "bob@example.org", ip="2001:db8:1:2::2").status_code == 429
+    assert post_form(client, "bob@example.org", ip="2001:db8:9:9::2").status_code == 302
+
+
+@pytest.mark.django_db
+def test_neighbouring_ipv4_clients_keep_limits_of_their_own(client, settings, newsletter) -> None:
+    limit(settings, api_ip="1/h")
+
+    assert post_api(client, "ann@example.org", ip="203.0.113.5").status_code == 202
+    assert post_api(client, "bob@example.org", ip="203.0.113.6").status_code == 202
+    assert post_api(client, "cat@example.org", ip="::ffff:203.0.113.5").status_code == 429
 
 
 # --- per target address -----------------------------------------------------------------
