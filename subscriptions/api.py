@@ -14,6 +14,7 @@ from subscriptions.client import client_ip, client_network
 from subscriptions.forms import SignupForm
 from subscriptions.models import Subscription
 from subscriptions.ratelimit import RateLimited
+from subscriptions.validation import canonical_mailbox
 from subscriptions.views import SUCCESS_MESSAGE, rate_limited_message
 
 
@@ -37,7 +38,7 @@ def create_subscription(request: HttpRequest) -> JsonResponse:
                 for field, field_errors in form.errors.get_json_data().items()
             }
             return JsonResponse({"errors": errors}, status=400)
-        ratelimit.enforce("api-email", form.cleaned_data["email"].lower())
+        ratelimit.enforce("api-email", canonical_mailbox(form.cleaned_data["email"]))
     except BadPayload as exc:
         return _error("__all__", exc.message, status=exc.status)
     except RateLimited as exc:

@@ -13,6 +13,7 @@ from subscriptions.forms import PreferencesForm, SignupForm
 from subscriptions.models import Newsletter, Subscriber, Subscription
 from subscriptions.ratelimit import RateLimited
 from subscriptions.tokens import confirmation_token, preferences_token, unsubscribe_token
+from subscriptions.validation import canonical_mailbox
 
 SUCCESS_MESSAGE = (
     "Thank you for signing up for this newsletter. We've sent you a confirmation email."
@@ -71,7 +72,7 @@ def signup(request: HttpRequest) -> HttpResponse:
                 },
                 status=400,
             )
-        ratelimit.enforce("form-email", form.cleaned_data["email"].lower())
+        ratelimit.enforce("form-email", canonical_mailbox(form.cleaned_data["email"]))
     except RateLimited as exc:
         response = render(
             request,

@@ -24,6 +24,7 @@ from subscriptions.models import (
     SubscriptionEvent,
 )
 from subscriptions.ratelimit import Rate, RateLimited
+from subscriptions.validation import canonical_mailbox
 from subscriptions.views import SUCCESS_MESSAGE, rate_limited_message
 from tests.factories import NewsletterFactory, human_form_token
 
@@ -299,6 +300,65 @@ def test_the_form_limits_one_address_too(client, settings, newsletter) -> None:
     assert refused.status_code == 429
     assert rate_limited_message(retry_after(refused)) in refused.content.decode()
     assert post_form(client, "bob@example.org", ip="203.0.113.2").status_code == 302
+
+
+@pytest.mark.parametrize(
+    ("address", "mailbox"),
+    [
+        ("Victim@Example.org", "victim@example.org"),
+        ("victim+1@example.org", "victim@example.org"),
+        ("victim+news+daily@example.org", "victim@example.org"),
+        ("v.ictim@example.org", "v.ictim@example.org"),  # dots matter outside Gmail
+        ("v.ictim@gmail.com", "victim@gmail.com"),
+        ("V.I.C.T.I.M+2@googlemail.com", "victim@gmail.com"),
+        ("+tag@example.org", "+tag@example.org"),  # nothing left without the tag
+        ("victim@xn--bcher-kva.example", "victim@xn--bcher-kva.example"),
+    ],
+)
+def test_per_address_limits_count_the_mailbox_an_address_delivers_to(
+    address: str, mailbox: str
+) -> None:
+    assert canonical_mailbox(address) == mailbox
+
+
+@pytest.mark.django_db
+def test_plus_and_dot_variants_of_one_gmail_inbox_share_its_limit(
+    client, settings, newsletter
+) -> None:
+    limit(settings, api_email="2/h")
+
+    statuses = [
+        post_api(client, email, ip=f"203.0.113.{n}").status_code
+        for n, email in enumerate(
+            [
+                "victim+1@gmail.com",
+                "victim+2@gmail.com",
+                "v.ictim@gmail.com",
+                "V.I.C.T.I.M+3@googlemail.com",
+            ]
+        )
+    ]
+    other_inbox = post_api(client, "other@gmail.com", ip="203.0.113.9")
+
+    assert statuses == [202, 202, 429, 429]
+    assert other_inbox.status_code == 202
+    # Stored as typed: the canonical form is only for counting.
+    assert set(Subscriber.objects.values_list("email", flat=True)) == {
+        "victim+1@gmail.com",
+        "victim+2@gmail.com",
+        "other@gmail.com",
+    }
+
+
+@pytest.mark.django_db
+def test_the_form_counts_plus_variants_as_one_address_but_not_dots_outside_gmail(
+    client, settings, newsletter
+) -> None:
+    limit(settings, form_email="1/h")
+
+    assert post_form(client, "ann+news@example.org", ip="203.0.113.1").status_code == 302
+    assert post_form(client, "Ann+other@Example.org", ip="203.0.113.2").status_code == 429
+    assert post_form(client, "a.nn@example.org", ip="203.0.113.3").status_code == 302
 
 
 # --- the window -------------------------------------------------------------------------
