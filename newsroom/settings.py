@@ -51,6 +51,8 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    # Before CsrfViewMiddleware, which is the first to parse a form's body.
+    "subscriptions.middleware.FormBodyCheckMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -295,7 +297,8 @@ for _directive in ("script-src", "frame-src", "connect-src", "style-src"):
 # Refuse addresses at known disposable-mail domains (the disposable-email-domains list).
 BLOCK_DISPOSABLE_EMAIL_DOMAINS = env.bool("BLOCK_DISPOSABLE_EMAIL_DOMAINS", default=False)
 
-# Sign-up bodies are small; anything larger is refused before it is parsed.
+# Sign-up bodies are small; anything larger, from the form or the API, is refused
+# before it is parsed.
 SIGNUP_MAX_BODY_BYTES = env.int("SIGNUP_MAX_BODY_BYTES", default=16_384)
 
 # Logs hold no email addresses or IPs: every handler masks them (newsroom.log_privacy).

@@ -10,6 +10,7 @@ from subscriptions import ratelimit, selectors, services
 from subscriptions.client import client_ip, client_network, consent_from_request
 from subscriptions.exceptions import TokenExpired, TokenInvalid
 from subscriptions.forms import PreferencesForm, SignupForm
+from subscriptions.middleware import checks_form_body
 from subscriptions.models import Newsletter, Subscriber, Subscription
 from subscriptions.ratelimit import RateLimited
 from subscriptions.tokens import confirmation_token, preferences_token, unsubscribe_token
@@ -54,6 +55,7 @@ def rate_limited_message(retry_after: int) -> str:
     return f"Too many sign-up attempts. Please try again in {wait}."
 
 
+@checks_form_body
 @require_POST
 def signup(request: HttpRequest) -> HttpResponse:
     """The no-JavaScript path: POST, then redirect to the thank-you page."""
