@@ -3,6 +3,7 @@ HTML form and the JSON API, with a sliding window that is atomic under concurren
 the shared Redis, fails open when Redis is down, and cannot be dodged with a forged
 X-Forwarded-For. Confirmation emails are capped per address whoever asks."""
 
+import ipaddress
 import json
 import threading
 import time
@@ -14,6 +15,7 @@ from django.core import mail
 from django.test import RequestFactory
 from django.urls import reverse
 
+import newsroom.settings as project_settings
 from subscriptions import ratelimit
 from subscriptions.client import client_ip, client_network
 from subscriptions.models import (
@@ -602,6 +604,98 @@ def test_one_address_gets_at_most_the_daily_cap_of_confirmations_from_any_number
     assert (
         SubscriptionEvent.objects.filter(kind=SubscriptionEvent.Kind.CONFIRMATION_CAPPED).count()
         == 3
+    )
+
+
+VICTIM_SPELLINGS = ["victim@example.org", "Victim@Example.org", "VICTIM@EXAMPLE.ORG"]
+BOMBING_REQUESTS = 1_000
+
+
+def bomb(client) -> dict[str, list[int]]:
+    """BOMBING_REQUESTS sign-ups of one victim address, alternating between the form and
+    the API and between IPv4 and IPv6, each from an address (and /64) of its own; the
+    status codes seen per edge. The test client raises on any server error."""
+    statuses: dict[str, list[int]] = {"form": [], "api": []}
+    for n in range(BOMBING_REQUESTS):
+        edge = "form" if n % 2 else "api"
+        # Requests 0 and 1 come over IPv6, 2 and 3 over IPv4, and so on.
+        ip = str(ipaddress.IPv4Address("198.18.0.0") + n) if n // 2 % 2 else f"2001:db8:{n:x}::1"
+        email = VICTIM_SPELLINGS[n % len(VICTIM_SPELLINGS)]
+        response = (post_form if edge == "form" else post_api)(client, email, ip=ip)
+        statuses[edge].append(response.status_code)
+        if response.status_code == 429:
+            retry_after(response)
+        elif edge == "form":
+            assert response.status_code == 302
+            assert response["Location"] == reverse("subscriptions:thanks")
+        else:
+            assert response.status_code == 202
+            assert response.json() == {"status": "pending", "message": SUCCESS_MESSAGE}
+    return statuses
+
+
+def assert_confirmations_sent_to_the_victim(count: int) -> None:
+    """Exactly `count` confirmation emails went out, each from its own outbox row."""
+    assert len(mail.outbox) == count
+    assert all(message.to == ["victim@example.org"] for message in mail.outbox)
+    rows = OutboundEmail.objects.filter(kind=OutboundEmail.Kind.CONFIRMATION)
+    assert list(rows.values_list("status", flat=True)) == [OutboundEmail.Status.SENT] * count
+    assert sorted(m.metadata["outbound_email_id"] for m in mail.outbox) == sorted(
+        str(pk) for pk in rows.values_list("pk", flat=True)
+    )
+
+
+@pytest.mark.redis
+@pytest.mark.django_db
+def test_a_thousand_signups_of_one_victim_from_many_ips_send_at_most_the_cap(
+    client, settings, newsletter, on_redis, django_capture_on_commit_callbacks
+) -> None:
+    """Subscription bombing against every limit the settings really have, counted in the
+    shared Redis: the per-address limits turn nearly all requests away with a 429, and
+    of the few that get through, the confirmation cap lets at most three emails out."""
+    settings.RATE_LIMITS = dict(project_settings.RATE_LIMITS)
+    form_email = Rate.parse(settings.RATE_LIMITS["form-email"])
+    api_email = Rate.parse(settings.RATE_LIMITS["api-email"])
+
+    with django_capture_on_commit_callbacks(execute=True):
+        statuses = bomb(client)
+
+    assert statuses["form"].count(302) == form_email.count
+    assert statuses["api"].count(202) == api_email.count
+    assert statuses["form"].count(429) + statuses["api"].count(429) == (
+        BOMBING_REQUESTS - form_email.count - api_email.count
+    )
+    assert Subscriber.objects.get().email == "victim@example.org"
+    assert Subscription.objects.count() == 1
+    sent = len(mail.outbox)
+    assert 1 <= sent <= settings.CONFIRMATION_EMAILS_PER_DAY
+    assert_confirmations_sent_to_the_victim(sent)
+
+
+@pytest.mark.redis
+@pytest.mark.django_db
+def test_the_confirmation_cap_holds_when_all_thousand_signups_reach_the_service(
+    client, settings, newsletter, on_redis, django_capture_on_commit_callbacks
+) -> None:
+    """The cap on its own: per-address limits raised so every request gets through, no
+    minimum interval, real per-IP limits (each request has an IP of its own)."""
+    settings.RATE_LIMITS = {
+        **project_settings.RATE_LIMITS,
+        "form-email": "100000/h",
+        "api-email": "100000/h",
+    }
+    settings.CONFIRMATION_EMAIL_MIN_INTERVAL_SECONDS = 0
+    assert settings.CONFIRMATION_EMAILS_PER_DAY == 3
+
+    with django_capture_on_commit_callbacks(execute=True):
+        statuses = bomb(client)
+
+    assert set(statuses["form"]) == {302}
+    assert set(statuses["api"]) == {202}
+    assert_confirmations_sent_to_the_victim(3)
+    assert (
+        SubscriptionEvent.objects.filter(kind=SubscriptionEvent.Kind.CONFIRMATION_CAPPED).count()
+        == BOMBING_REQUESTS - 3
     )
 
 
