@@ -317,10 +317,13 @@ LOGGING = {
         }
     },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    # Django's DEFAULT_LOGGING puts handlers of its own, without the filter, on these
-    # two; empty them so their records reach the masked root handler instead.
+    # Django's DEFAULT_LOGGING puts handlers of its own, without the filter, on the first
+    # two; empty them so their records reach the masked root handler instead. redis-py
+    # gives "push_response" a bare stderr handler when a PubSub opens (kombu's do), unless
+    # the logger exists already.
     "loggers": {
         "django": {"handlers": [], "level": "NOTSET", "propagate": True},
         "django.server": {"handlers": [], "level": "NOTSET", "propagate": True},
+        "push_response": {"handlers": [], "level": "NOTSET", "propagate": True},
     },
 }

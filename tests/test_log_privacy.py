@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 import axes.utils
 import pytest
+import redis
 from django.contrib.auth.models import User
 from django.db import connection
 from django.test import Client
@@ -35,6 +36,7 @@ from tests.factories import NewsletterFactory
 from tests.smtp_stub import DEFER, REFUSE, SMTPStub
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+CLOSED_PORT_REDIS = "redis://127.0.0.1:1/0"
 VICTIM = "victim@example.org"
 MASKED_VICTIM = "v***@example.org"
 SMTP_REFUSAL = smtplib.SMTPRecipientsRefused(
@@ -232,7 +234,9 @@ def test_every_handler_in_settings_logging_masks_personal_data(settings) -> None
 
 
 def test_every_handler_that_writes_in_this_process_masks_personal_data() -> None:
-    """Django's DEFAULT_LOGGING handlers included: settings.LOGGING must replace them."""
+    """Including the ones Django's DEFAULT_LOGGING installs, and the one redis-py adds
+    when a PubSub opens (as kombu's do in the worker): settings.LOGGING pre-empts them."""
+    redis.Redis.from_url(CLOSED_PORT_REDIS).pubsub().close()  # connects to nothing
     loggers = [logging.getLogger()] + [
         logger
         for logger in logging.Logger.manager.loggerDict.values()
