@@ -43,4 +43,5 @@ RUN SECRET_KEY="${COLLECTSTATIC_SECRET_KEY}" python manage.py collectstatic --no
 
 EXPOSE 8000
 
-CMD ["gunicorn", "newsroom.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-"]
+# newsroom/gunicorn.conf.py: bind, workers, and logs without client IPs or addresses.
+CMD ["gunicorn", "--config", "newsroom/gunicorn.conf.py", "newsroom.wsgi:application"]

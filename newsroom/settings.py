@@ -52,6 +52,8 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    # Before CsrfViewMiddleware, which is the first to parse a form's body.
+    "subscriptions.middleware.FormBodyCheckMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -285,6 +287,11 @@ AXES_COOLOFF_TIME = env.float("AXES_COOLOFF_HOURS", default=1.0)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_CLIENT_IP_CALLABLE = "subscriptions.client.client_ip"
+# What django-axes writes into its log lines ("AXES: New login failure by {...}") is
+# masked by axes itself: the password always, and these. Pinned rather than left to the
+# package default, so an upgrade cannot start logging usernames (often addresses) or IPs.
+AXES_PASSWORD_FORM_FIELD = "password"  # noqa: S105 - the form field's name
+AXES_SENSITIVE_PARAMETERS = ["username", "ip_address"]
 
 # --- Abuse resistance -------------------------------------------------------------------
 # Sliding-window limits ("count/window", window in s, m, h or d, e.g. "5/10m"), per
@@ -317,13 +324,33 @@ for _directive in ("script-src", "frame-src", "connect-src", "style-src"):
 # Refuse addresses at known disposable-mail domains (the disposable-email-domains list).
 BLOCK_DISPOSABLE_EMAIL_DOMAINS = env.bool("BLOCK_DISPOSABLE_EMAIL_DOMAINS", default=False)
 
-# Sign-up bodies are small; anything larger is refused before it is parsed.
+# Sign-up bodies are small; anything larger, from the form or the API, is refused
+# before it is parsed.
 SIGNUP_MAX_BODY_BYTES = env.int("SIGNUP_MAX_BODY_BYTES", default=16_384)
 
+# Logs hold no email addresses or IPs: every handler masks them (newsroom.log_privacy).
+# The Celery worker and beat use this configuration too (newsroom/celery.py), and
+# gunicorn's own loggers get the same filter (newsroom/gunicorn.conf.py).
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {"mask_personal_data": {"()": "newsroom.log_privacy.MaskPersonalData"}},
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["mask_personal_data"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    # Django's DEFAULT_LOGGING puts handlers of its own, without the filter, on the first
+    # two; empty them so their records reach the masked root handler instead. redis-py
+    # gives "push_response" a bare stderr handler when a PubSub opens (kombu's do), unless
+    # the logger exists already.
+    "loggers": {
+        "django": {"handlers": [], "level": "NOTSET", "propagate": True},
+        "django.server": {"handlers": [], "level": "NOTSET", "propagate": True},
+        "push_response": {"handlers": [], "level": "NOTSET", "propagate": True},
+    },
 }

@@ -11,10 +11,11 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from subscriptions import goal_counter, openapi, ratelimit
-from subscriptions.client import client_ip
+from subscriptions.client import client_ip, client_network
 from subscriptions.forms import SignupForm
 from subscriptions.models import Subscription
 from subscriptions.ratelimit import RateLimited
+from subscriptions.validation import canonical_mailbox
 from subscriptions.views import SUCCESS_MESSAGE, rate_limited_message
 
 
@@ -29,7 +30,7 @@ def _error(field: str, message: str, status: int = 400) -> JsonResponse:
 def create_subscription(request: HttpRequest) -> JsonResponse:
     ip = client_ip(request)
     try:
-        ratelimit.enforce("api-ip", ip or "unknown")
+        ratelimit.enforce("api-ip", client_network(ip))
         payload = _json_object(request)
         form = SignupForm(data=payload, require_form_token=False, remote_ip=ip)
         if not form.is_valid():
@@ -38,7 +39,7 @@ def create_subscription(request: HttpRequest) -> JsonResponse:
                 for field, field_errors in form.errors.get_json_data().items()
             }
             return JsonResponse({"errors": errors}, status=400)
-        ratelimit.enforce("api-email", form.cleaned_data["email"].lower())
+        ratelimit.enforce("api-email", canonical_mailbox(form.cleaned_data["email"]))
     except BadPayload as exc:
         return _error("__all__", exc.message, status=exc.status)
     except RateLimited as exc:

@@ -1,7 +1,78 @@
-"""Deployment checks (`manage.py check --deploy`) for what email and webhooks need."""
+"""System checks. The ones for settings that every request reads fail `manage.py check`,
+`migrate` and `runserver`, so a typo stops the deployment instead of turning every
+sign-up into a 500. The deployment ones (`--deploy`) warn about what email and
+webhooks need."""
 
 from django.conf import settings
-from django.core.checks import CheckMessage, Tags, Warning, register
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
+
+from subscriptions.challenges import CHALLENGES
+from subscriptions.ratelimit import LIMIT_NAMES, Rate
+
+
+def _variable(limit_name: str) -> str:
+    """The environment variable settings.py reads the limit from ("api-ip" ->
+    RATE_LIMIT_API_IP), the name an operator knows."""
+    return "RATE_LIMIT_" + limit_name.upper().replace("-", "_")
+
+
+@register(Tags.security)
+def check_rate_limits(app_configs: object, **kwargs: object) -> list[CheckMessage]:
+    errors: list[CheckMessage] = []
+    for name in LIMIT_NAMES:
+        if name not in settings.RATE_LIMITS:
+            errors.append(
+                Error(
+                    f"RATE_LIMITS has no rate for {name!r}.",
+                    hint=f"Give it one, e.g. {_variable(name)}=20/h.",
+                    id="subscriptions.E001",
+                )
+            )
+            continue
+        value = settings.RATE_LIMITS[name]
+        try:
+            Rate.parse(value)
+        except (TypeError, ValueError):
+            errors.append(
+                Error(
+                    f"{_variable(name)} is not a rate: {value!r}.",
+                    hint="Write count/window with the window in s, m, h or d, e.g. 20/h or 5/10m.",
+                    id="subscriptions.E001",
+                )
+            )
+    return errors
+
+
+@register(Tags.security)
+def check_signup_challenge(app_configs: object, **kwargs: object) -> list[CheckMessage]:
+    name = settings.SIGNUP_CHALLENGE.strip().lower()
+    if not name:
+        return []
+    if name not in CHALLENGES:
+        return [
+            Error(
+                f"SIGNUP_CHALLENGE is {settings.SIGNUP_CHALLENGE!r}, which is not a challenge "
+                "this site knows.",
+                hint=f"Use one of {sorted(CHALLENGES)}, or leave it empty to turn it off.",
+                id="subscriptions.E002",
+            )
+        ]
+    missing = [
+        variable
+        for variable in ("SIGNUP_CHALLENGE_SITE_KEY", "SIGNUP_CHALLENGE_SECRET_KEY")
+        if not getattr(settings, variable)
+    ]
+    if missing:
+        # The widget would not render, or every answer would fail verification: no
+        # reader could sign up.
+        return [
+            Error(
+                f"SIGNUP_CHALLENGE is {name!r} but {' and '.join(missing)} is empty.",
+                hint="Set both keys from the provider's dashboard.",
+                id="subscriptions.E003",
+            )
+        ]
+    return []
 
 
 @register(Tags.security, deploy=True)

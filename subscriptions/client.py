@@ -39,6 +39,28 @@ def client_ip(request: HttpRequest) -> str | None:
         return peer
 
 
+def client_network(ip: str | None) -> str:
+    """What the per-IP rate limits count a client under: its IPv4 address, or the /64
+    its IPv6 address belongs to.
+
+    An IPv6 client is routinely given a whole /64 (SLAAC needs one, and ISPs hand out
+    a /64 or more per customer, RFC 6177), so counting single addresses would give one
+    client 2^64 fresh limits. An IPv4 address mapped into IPv6 (``::ffff:a.b.c.d``, as
+    a dual-stack socket reports it) is that IPv4 client, not a /64 shared by them all.
+    """
+    if not ip:
+        return "unknown"
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
+
+
 def consent_from_request(
     request: HttpRequest, *, page_url: object = "", consent_text: str = DEFAULT_CONSENT_TEXT
 ) -> ConsentContext:

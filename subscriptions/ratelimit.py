@@ -2,7 +2,8 @@
 
 Each limit is a sorted set of request timestamps per key; one Lua script drops the
 expired ones, counts, and records the new one, so concurrent requests cannot slip past
-the count. Keys hash what they count (an IP, an address), so Redis holds no addresses.
+the count. Keys hash what they count (a client's IP or IPv6 /64, a mailbox), so Redis
+holds no addresses.
 Without Redis (the embedded set-up) the same algorithm runs in-process. If Redis fails,
 limits fail open: a reader's sign-up matters more than a missed count.
 """
@@ -36,6 +37,8 @@ return -1
 """
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+# The limits the form and the API enforce; settings.RATE_LIMITS holds a rate for each.
+LIMIT_NAMES = ("form-ip", "form-email", "api-ip", "api-email")
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,11 @@ class Rate:
         if match is None:
             raise ValueError(f"not a rate: {text!r} (use e.g. 20/h or 5/10m)")
         count, multiple, unit = match.groups()
-        return cls(int(count), int(multiple or 1) * _UNITS[unit])
+        window_seconds = int(multiple or 1) * _UNITS[unit]
+        if window_seconds == 0:
+            # A window of no length would count nothing and limit nothing.
+            raise ValueError(f"not a rate: {text!r} (the window must be longer than 0)")
+        return cls(int(count), window_seconds)
 
 
 class RateLimited(Exception):

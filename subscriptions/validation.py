@@ -50,6 +50,26 @@ def normalize_email(raw: object) -> str:
     return normalized
 
 
+# Gmail ignores dots in the local part, and googlemail.com is the same mailbox.
+_GMAIL_DOMAINS = frozenset({"gmail.com", "googlemail.com"})
+
+
+def canonical_mailbox(address: str) -> str:
+    """The mailbox a stored address delivers to, for counting sign-ups per person.
+
+    Lower-cased, a "+tag" dropped (subaddressing, which nearly every provider
+    delivers to the same mailbox), and for Gmail the dots dropped and the domain
+    unified: "V.ictim+2@googlemail.com" is "victim@gmail.com". Without this each
+    variant would get limits of its own, a route to bombing one inbox. Only for
+    counting; the address is stored as typed.
+    """
+    local, _, domain = address.lower().rpartition("@")
+    local = local.split("+", 1)[0] or local
+    if domain in _GMAIL_DOMAINS:
+        local, domain = local.replace(".", ""), "gmail.com"
+    return f"{local}@{domain}"
+
+
 @lru_cache(maxsize=1)
 def _dns_resolver():
     return email_validator.caching_resolver(timeout=settings.EMAIL_DNS_TIMEOUT_SECONDS)

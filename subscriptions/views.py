@@ -7,13 +7,15 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from subscriptions import ratelimit, selectors, services
-from subscriptions.client import client_ip, consent_from_request
+from subscriptions.client import client_ip, client_network, consent_from_request
 from subscriptions.exceptions import TokenExpired, TokenInvalid
 from subscriptions.forms import PreferencesForm, SignupForm
+from subscriptions.middleware import checks_form_body
 from subscriptions.models import Newsletter, Subscriber, Subscription
 from subscriptions.ratelimit import RateLimited
 from subscriptions.tokens import confirmation_token, preferences_token, unsubscribe_token
 from subscriptions.transitions import confirmation_prompt
+from subscriptions.validation import canonical_mailbox
 
 SUCCESS_MESSAGE = (
     "Thank you for signing up for this newsletter. We've sent you a confirmation email."
@@ -54,12 +56,13 @@ def rate_limited_message(retry_after: int) -> str:
     return f"Too many sign-up attempts. Please try again in {wait}."
 
 
+@checks_form_body
 @require_POST
 def signup(request: HttpRequest) -> HttpResponse:
     """The no-JavaScript path: POST, then redirect to the thank-you page."""
     ip = client_ip(request)
     try:
-        ratelimit.enforce("form-ip", ip or "unknown")
+        ratelimit.enforce("form-ip", client_network(ip))
         form = SignupForm(request.POST, require_form_token=True, remote_ip=ip)
         if not form.is_valid():
             return render(
@@ -72,7 +75,7 @@ def signup(request: HttpRequest) -> HttpResponse:
                 },
                 status=400,
             )
-        ratelimit.enforce("form-email", form.cleaned_data["email"].lower())
+        ratelimit.enforce("form-email", canonical_mailbox(form.cleaned_data["email"]))
     except RateLimited as exc:
         response = render(
             request,

@@ -17,9 +17,9 @@ from django.core import mail, signing
 from django.urls import reverse
 
 import newsroom.settings
-from subscriptions import bot_traps
+from subscriptions import bot_traps, challenges
 from subscriptions.bot_traps import form_token_looks_human, make_form_token
-from subscriptions.challenges import active_challenge
+from subscriptions.challenges import Challenge, active_challenge
 from subscriptions.forms import CHALLENGE_FAILED_MESSAGE
 from subscriptions.models import (
     ConsentRecord,
@@ -260,7 +260,8 @@ class _Verifier(BaseHTTPRequestHandler):
         fields = dict(parse_qsl(self.rfile.read(length).decode()))
         self.server.seen.append(fields)
         ok = fields.get("response") == "good-token" and fields.get("secret") == SECRET
-        body = json.dumps({"success": ok}).encode()
+        verdict = self.server.verdict if self.server.verdict is not None else {"success": ok}
+        body = json.dumps(verdict).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -275,6 +276,7 @@ class _Verifier(BaseHTTPRequestHandler):
 def verifier():
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Verifier)
     server.seen = []
+    server.verdict = None  # set to answer with that JSON instead of the honest one
     thread = threading.Thread(
         target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
     )
@@ -475,6 +477,81 @@ def test_hcaptcha_works_the_same_way_with_its_own_field(
     policy = runpy.run_path(str(SETTINGS_FILE))["CONTENT_SECURITY_POLICY"]["DIRECTIVES"]
     assert {"https://hcaptcha.com", "https://*.hcaptcha.com"} <= set(policy["script-src"])
     assert {"https://hcaptcha.com", "https://*.hcaptcha.com"} <= set(policy["frame-src"])
+
+
+def test_hcaptcha_verification_names_our_site_key(client, settings, newsletter, verifier) -> None:
+    use_challenge(settings, "hcaptcha", verifier.url)
+
+    response = post_api(
+        client,
+        {"email": "ann@example.org", "h-captcha-response": "good-token"},
+        REMOTE_ADDR="203.0.113.77",
+    )
+
+    assert response.status_code == 202
+    assert verifier.seen == [
+        {
+            "secret": SECRET,
+            "response": "good-token",
+            "remoteip": "203.0.113.77",
+            "sitekey": SITE_KEY,
+        }
+    ]
+
+
+@pytest.mark.parametrize(
+    "verdict",
+    [{"success": "false"}, {"success": 1}, [{"success": True}], "success", {}],
+    ids=["string-false", "one", "list", "string", "empty"],
+)
+def test_only_a_literal_success_from_the_provider_lets_a_reader_in(
+    client, newsletter, turnstile, verdict
+) -> None:
+    turnstile.verdict = verdict
+
+    response = post_api(client, {"email": "ann@example.org", "cf-turnstile-response": "good-token"})
+
+    assert response.status_code == 400
+    assert response.json() == {"errors": {"__all__": [CHALLENGE_FAILED_MESSAGE]}}
+    assert_nothing_stored_or_sent()
+
+
+class _AlwaysRefuses(Challenge):
+    """A provider of our own, recording what it was asked."""
+
+    name = "always-refuses"
+    response_field = "always-refuses-response"
+    script_url = "https://challenge.example/widget.js"
+    widget_class = "always-refuses"
+    asked: list[tuple[object, str | None]] = []
+
+    def verify(self, response: object, *, remote_ip: str | None) -> bool:
+        self.asked.append((response, remote_ip))
+        return False
+
+
+def test_a_new_challenge_needs_only_the_interface(
+    client, settings, newsletter, monkeypatch
+) -> None:
+    """The form and the pages use nothing but `Challenge`: a provider of our own plugs in."""
+    monkeypatch.setitem(challenges.CHALLENGES, "always-refuses", _AlwaysRefuses)
+    monkeypatch.setattr(_AlwaysRefuses, "asked", [])
+    settings.SIGNUP_CHALLENGE = "always-refuses"
+    settings.SIGNUP_CHALLENGE_SITE_KEY = SITE_KEY
+
+    refused = post_api(
+        client,
+        {"email": "ann@example.org", "always-refuses-response": "an answer"},
+        REMOTE_ADDR="203.0.113.8",
+    )
+    page = client.get("/newsletters/").content.decode()
+
+    assert refused.status_code == 400
+    assert refused.json() == {"errors": {"__all__": [CHALLENGE_FAILED_MESSAGE]}}
+    assert _AlwaysRefuses.asked == [("an answer", "203.0.113.8")]
+    assert f'<div class="always-refuses" data-sitekey="{SITE_KEY}"></div>' in page
+    assert '<script src="https://challenge.example/widget.js" async defer>' in page
+    assert_nothing_stored_or_sent()
 
 
 def test_an_unknown_challenge_name_is_a_clear_error(client, settings, newsletter) -> None:

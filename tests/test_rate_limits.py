@@ -3,6 +3,7 @@ HTML form and the JSON API, with a sliding window that is atomic under concurren
 the shared Redis, fails open when Redis is down, and cannot be dodged with a forged
 X-Forwarded-For. Confirmation emails are capped per address whoever asks."""
 
+import ipaddress
 import json
 import threading
 import time
@@ -14,8 +15,9 @@ from django.core import mail
 from django.test import RequestFactory
 from django.urls import reverse
 
+import newsroom.settings as project_settings
 from subscriptions import ratelimit
-from subscriptions.client import client_ip
+from subscriptions.client import client_ip, client_network
 from subscriptions.models import (
     ConsentRecord,
     OutboundEmail,
@@ -24,6 +26,7 @@ from subscriptions.models import (
     SubscriptionEvent,
 )
 from subscriptions.ratelimit import Rate, RateLimited
+from subscriptions.validation import canonical_mailbox
 from subscriptions.views import SUCCESS_MESSAGE, rate_limited_message
 from tests.factories import NewsletterFactory, human_form_token
 
@@ -197,6 +200,72 @@ def test_the_rate_limited_message_rounds_the_wait_up_to_whole_minutes(
     assert rate_limited_message(seconds) == message
 
 
+# --- IPv6 clients -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("ip", "network"),
+    [
+        ("203.0.113.5", "203.0.113.5"),
+        ("2001:db8:1:2::1", "2001:db8:1:2::/64"),
+        ("2001:DB8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2::/64"),
+        ("2001:db8:1:3::1", "2001:db8:1:3::/64"),
+        ("::ffff:203.0.113.5", "203.0.113.5"),  # an IPv4 client on a dual-stack socket
+        (None, "unknown"),
+        ("", "unknown"),
+    ],
+)
+def test_ipv4_clients_are_counted_by_address_and_ipv6_clients_by_their_64(
+    ip: str | None, network: str
+) -> None:
+    assert client_network(ip) == network
+
+
+@pytest.mark.django_db
+def test_the_api_counts_every_address_in_one_ipv6_64_as_one_client(
+    client, settings, newsletter
+) -> None:
+    limit(settings, api_ip="2/h")
+
+    first = post_api(client, "ann@example.org", ip="2001:db8:1:2::1")
+    second = post_api(client, "bob@example.org", ip="2001:db8:1:2:abcd:ef01:2345:6789")
+    third = post_api(client, "cat@example.org", ip="2001:db8:1:2:ffff:ffff:ffff:fffe")
+    next_network = post_api(client, "dan@example.org", ip="2001:db8:1:3::1")
+
+    assert (first.status_code, second.status_code) == (202, 202)
+    assert_rate_limited_json(third)
+    assert next_network.status_code == 202
+    assert set(Subscriber.objects.values_list("email", flat=True)) == {
+        "ann@example.org",
+        "bob@example.org",
+        "dan@example.org",
+    }
+    # Consent records keep the exact address; only the counting is by network.
+    assert set(ConsentRecord.objects.values_list("ip_address", flat=True)) == {
+        "2001:db8:1:2::1",
+        "2001:db8:1:2:abcd:ef01:2345:6789",
+        "2001:db8:1:3::1",
+    }
+
+
+@pytest.mark.django_db
+def test_the_form_counts_an_ipv6_64_as_one_client_too(client, settings, newsletter) -> None:
+    limit(settings, form_ip="1/h")
+
+    assert post_form(client, "ann@example.org", ip="2001:db8:1:2::1").status_code == 302
+    assert post_form(client, "bob@example.org", ip="2001:db8:1:2::2").status_code == 429
+    assert post_form(client, "bob@example.org", ip="2001:db8:9:9::2").status_code == 302
+
+
+@pytest.mark.django_db
+def test_neighbouring_ipv4_clients_keep_limits_of_their_own(client, settings, newsletter) -> None:
+    limit(settings, api_ip="1/h")
+
+    assert post_api(client, "ann@example.org", ip="203.0.113.5").status_code == 202
+    assert post_api(client, "bob@example.org", ip="203.0.113.6").status_code == 202
+    assert post_api(client, "cat@example.org", ip="::ffff:203.0.113.5").status_code == 429
+
+
 # --- per target address -----------------------------------------------------------------
 
 
@@ -233,6 +302,65 @@ def test_the_form_limits_one_address_too(client, settings, newsletter) -> None:
     assert refused.status_code == 429
     assert rate_limited_message(retry_after(refused)) in refused.content.decode()
     assert post_form(client, "bob@example.org", ip="203.0.113.2").status_code == 302
+
+
+@pytest.mark.parametrize(
+    ("address", "mailbox"),
+    [
+        ("Victim@Example.org", "victim@example.org"),
+        ("victim+1@example.org", "victim@example.org"),
+        ("victim+news+daily@example.org", "victim@example.org"),
+        ("v.ictim@example.org", "v.ictim@example.org"),  # dots matter outside Gmail
+        ("v.ictim@gmail.com", "victim@gmail.com"),
+        ("V.I.C.T.I.M+2@googlemail.com", "victim@gmail.com"),
+        ("+tag@example.org", "+tag@example.org"),  # nothing left without the tag
+        ("victim@xn--bcher-kva.example", "victim@xn--bcher-kva.example"),
+    ],
+)
+def test_per_address_limits_count_the_mailbox_an_address_delivers_to(
+    address: str, mailbox: str
+) -> None:
+    assert canonical_mailbox(address) == mailbox
+
+
+@pytest.mark.django_db
+def test_plus_and_dot_variants_of_one_gmail_inbox_share_its_limit(
+    client, settings, newsletter
+) -> None:
+    limit(settings, api_email="2/h")
+
+    statuses = [
+        post_api(client, email, ip=f"203.0.113.{n}").status_code
+        for n, email in enumerate(
+            [
+                "victim+1@gmail.com",
+                "victim+2@gmail.com",
+                "v.ictim@gmail.com",
+                "V.I.C.T.I.M+3@googlemail.com",
+            ]
+        )
+    ]
+    other_inbox = post_api(client, "other@gmail.com", ip="203.0.113.9")
+
+    assert statuses == [202, 202, 429, 429]
+    assert other_inbox.status_code == 202
+    # Stored as typed: the canonical form is only for counting.
+    assert set(Subscriber.objects.values_list("email", flat=True)) == {
+        "victim+1@gmail.com",
+        "victim+2@gmail.com",
+        "other@gmail.com",
+    }
+
+
+@pytest.mark.django_db
+def test_the_form_counts_plus_variants_as_one_address_but_not_dots_outside_gmail(
+    client, settings, newsletter
+) -> None:
+    limit(settings, form_email="1/h")
+
+    assert post_form(client, "ann+news@example.org", ip="203.0.113.1").status_code == 302
+    assert post_form(client, "Ann+other@Example.org", ip="203.0.113.2").status_code == 429
+    assert post_form(client, "a.nn@example.org", ip="203.0.113.3").status_code == 302
 
 
 # --- the window -------------------------------------------------------------------------
@@ -479,6 +607,98 @@ def test_one_address_gets_at_most_the_daily_cap_of_confirmations_from_any_number
     )
 
 
+VICTIM_SPELLINGS = ["victim@example.org", "Victim@Example.org", "VICTIM@EXAMPLE.ORG"]
+BOMBING_REQUESTS = 1_000
+
+
+def bomb(client) -> dict[str, list[int]]:
+    """BOMBING_REQUESTS sign-ups of one victim address, alternating between the form and
+    the API and between IPv4 and IPv6, each from an address (and /64) of its own; the
+    status codes seen per edge. The test client raises on any server error."""
+    statuses: dict[str, list[int]] = {"form": [], "api": []}
+    for n in range(BOMBING_REQUESTS):
+        edge = "form" if n % 2 else "api"
+        # Requests 0 and 1 come over IPv6, 2 and 3 over IPv4, and so on.
+        ip = str(ipaddress.IPv4Address("198.18.0.0") + n) if n // 2 % 2 else f"2001:db8:{n:x}::1"
+        email = VICTIM_SPELLINGS[n % len(VICTIM_SPELLINGS)]
+        response = (post_form if edge == "form" else post_api)(client, email, ip=ip)
+        statuses[edge].append(response.status_code)
+        if response.status_code == 429:
+            retry_after(response)
+        elif edge == "form":
+            assert response.status_code == 302
+            assert response["Location"] == reverse("subscriptions:thanks")
+        else:
+            assert response.status_code == 202
+            assert response.json() == {"status": "pending", "message": SUCCESS_MESSAGE}
+    return statuses
+
+
+def assert_confirmations_sent_to_the_victim(count: int) -> None:
+    """Exactly `count` confirmation emails went out, each from its own outbox row."""
+    assert len(mail.outbox) == count
+    assert all(message.to == ["victim@example.org"] for message in mail.outbox)
+    rows = OutboundEmail.objects.filter(kind=OutboundEmail.Kind.CONFIRMATION)
+    assert list(rows.values_list("status", flat=True)) == [OutboundEmail.Status.SENT] * count
+    assert sorted(m.metadata["outbound_email_id"] for m in mail.outbox) == sorted(
+        str(pk) for pk in rows.values_list("pk", flat=True)
+    )
+
+
+@pytest.mark.redis
+@pytest.mark.django_db
+def test_a_thousand_signups_of_one_victim_from_many_ips_send_at_most_the_cap(
+    client, settings, newsletter, on_redis, django_capture_on_commit_callbacks
+) -> None:
+    """Subscription bombing against every limit the settings really have, counted in the
+    shared Redis: the per-address limits turn nearly all requests away with a 429, and
+    of the few that get through, the confirmation cap lets at most three emails out."""
+    settings.RATE_LIMITS = dict(project_settings.RATE_LIMITS)
+    form_email = Rate.parse(settings.RATE_LIMITS["form-email"])
+    api_email = Rate.parse(settings.RATE_LIMITS["api-email"])
+
+    with django_capture_on_commit_callbacks(execute=True):
+        statuses = bomb(client)
+
+    assert statuses["form"].count(302) == form_email.count
+    assert statuses["api"].count(202) == api_email.count
+    assert statuses["form"].count(429) + statuses["api"].count(429) == (
+        BOMBING_REQUESTS - form_email.count - api_email.count
+    )
+    assert Subscriber.objects.get().email == "victim@example.org"
+    assert Subscription.objects.count() == 1
+    sent = len(mail.outbox)
+    assert 1 <= sent <= settings.CONFIRMATION_EMAILS_PER_DAY
+    assert_confirmations_sent_to_the_victim(sent)
+
+
+@pytest.mark.redis
+@pytest.mark.django_db
+def test_the_confirmation_cap_holds_when_all_thousand_signups_reach_the_service(
+    client, settings, newsletter, on_redis, django_capture_on_commit_callbacks
+) -> None:
+    """The cap on its own: per-address limits raised so every request gets through, no
+    minimum interval, real per-IP limits (each request has an IP of its own)."""
+    settings.RATE_LIMITS = {
+        **project_settings.RATE_LIMITS,
+        "form-email": "100000/h",
+        "api-email": "100000/h",
+    }
+    settings.CONFIRMATION_EMAIL_MIN_INTERVAL_SECONDS = 0
+    assert settings.CONFIRMATION_EMAILS_PER_DAY == 3
+
+    with django_capture_on_commit_callbacks(execute=True):
+        statuses = bomb(client)
+
+    assert set(statuses["form"]) == {302}
+    assert set(statuses["api"]) == {202}
+    assert_confirmations_sent_to_the_victim(3)
+    assert (
+        SubscriptionEvent.objects.filter(kind=SubscriptionEvent.Kind.CONFIRMATION_CAPPED).count()
+        == BOMBING_REQUESTS - 3
+    )
+
+
 # --- rate syntax ------------------------------------------------------------------------
 
 
@@ -496,7 +716,7 @@ def test_rates_are_parsed_from_count_and_window(text: str, rate: Rate) -> None:
     assert Rate.parse(text) == rate
 
 
-@pytest.mark.parametrize("text", ["abc", "5/x", "/h", "5", "5/", "-1/h", "5/h/h", ""])
+@pytest.mark.parametrize("text", ["abc", "5/x", "/h", "5", "5/", "-1/h", "5/h/h", "", "5/0h"])
 def test_malformed_rates_are_refused(text: str) -> None:
     with pytest.raises(ValueError, match="not a rate"):
         Rate.parse(text)

@@ -15,6 +15,7 @@ import subprocess
 import sys
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlencode
 
 import axes.utils
 import pytest
@@ -184,6 +185,184 @@ def test_a_body_that_is_not_a_json_object_gets_a_400_never_a_500(
     assert response.status_code == 400
     assert response.json() == expected
     assert_nothing_stored()
+
+
+# --- input caps on the form -------------------------------------------------------------
+
+SIGNUP = reverse("subscriptions:signup")
+FORM_TOO_LARGE = "The form was too large to send. Please sign up with just your email address."
+
+
+def form_fields(**extra: str) -> dict[str, str]:
+    return {
+        "email": "ann@example.org",
+        "newsletters": "the-briefing",
+        "form_token": human_form_token(),
+        **extra,
+    }
+
+
+def post_urlencoded(client, body: bytes | str, **extra):
+    return client.post(SIGNUP, data=body, content_type="application/x-www-form-urlencoded", **extra)
+
+
+def multipart(parts: list[tuple[dict[str, str], bytes]]) -> tuple[bytes, str]:
+    """A multipart/form-data body from (headers, content) parts, and its content type."""
+    boundary = "----newsroom-test-boundary"
+    body = b"".join(
+        f"--{boundary}\r\n".encode()
+        + "".join(f"{name}: {value}\r\n" for name, value in headers.items()).encode()
+        + b"\r\n"
+        + content
+        + b"\r\n"
+        for headers, content in parts
+    )
+    return body + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
+def field(name: str, value: bytes, **headers: str) -> tuple[dict[str, str], bytes]:
+    return {"Content-Disposition": f'form-data; name="{name}"', **headers}, value
+
+
+def assert_refused_with_page(response, status: int, message: str) -> None:
+    assert response.status_code == status
+    assert [t.name for t in response.templates][0] == "subscriptions/form_refused.html"
+    assert message in response.content.decode()
+    assert_nothing_stored()
+
+
+@pytest.mark.django_db
+def test_a_form_body_over_the_cap_gets_a_413_page(client, settings, newsletter) -> None:
+    assert settings.SIGNUP_MAX_BODY_BYTES == 16_384
+    urlencoded = urlencode(form_fields(page_url="https://x.example/" + "a" * 17_000))
+
+    response = post_urlencoded(client, urlencoded)
+
+    assert_refused_with_page(response, 413, FORM_TOO_LARGE)
+
+
+@pytest.mark.django_db
+def test_file_parts_count_towards_the_form_cap(client, newsletter) -> None:
+    """Django's own cap (2.5 MB) leaves file parts out; ours counts the whole body."""
+    body, content_type = multipart(
+        [
+            *(field(name, value.encode()) for name, value in form_fields().items()),
+            (
+                {
+                    "Content-Disposition": 'form-data; name="upload"; filename="big.bin"',
+                    "Content-Type": "application/octet-stream",
+                },
+                b"\x00" * 3_000_000,
+            ),
+        ]
+    )
+
+    response = client.post(SIGNUP, data=body, content_type=content_type)
+
+    assert_refused_with_page(response, 413, FORM_TOO_LARGE)
+
+
+@pytest.mark.django_db
+def test_an_oversized_form_is_refused_before_the_csrf_check_parses_it(
+    csrf_client, newsletter
+) -> None:
+    """Without a CSRF token the answer would be 403, had anything parsed the body."""
+    response = post_urlencoded(csrf_client, "page_url=" + "a" * 20_000)
+
+    assert_refused_with_page(response, 413, FORM_TOO_LARGE)
+
+
+@pytest.mark.django_db
+def test_a_form_body_of_exactly_the_cap_is_accepted(client, settings, newsletter) -> None:
+    fields = form_fields(page_url="")
+    padding = settings.SIGNUP_MAX_BODY_BYTES - len(urlencode(fields).encode())
+    fields["page_url"] = "a" * padding
+    body = urlencode(fields)
+    assert len(body.encode()) == settings.SIGNUP_MAX_BODY_BYTES
+
+    response = post_urlencoded(client, body)
+
+    assert response.status_code == 302
+    assert Subscriber.objects.get().email == "ann@example.org"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "text/plain",
+        "application/json",
+        "application/xml",
+        "application/x-www-form-urlencoded; charset=iso-8859-1",
+        "",
+    ],
+)
+def test_a_form_post_in_another_content_type_gets_a_400_page(
+    client, newsletter, content_type: str
+) -> None:
+    response = client.post(
+        SIGNUP,
+        data=urlencode(form_fields()),
+        content_type=content_type,
+        CONTENT_TYPE=content_type,
+    )
+
+    assert response.status_code == 400
+    assert [t.name for t in response.templates][0] == "subscriptions/form_refused.html"
+    assert_nothing_stored()
+
+
+INVALID_UTF8_FORMS = {
+    "percent-escaped": lambda: post_form_body(urlencode(form_fields()) + "&page_url=%FF%FE"),
+    "raw-bytes-urlencoded": lambda: post_form_body(
+        urlencode(form_fields()).encode() + b"&page_url=\xff\xfe"
+    ),
+    "raw-bytes-multipart": lambda: post_multipart(
+        [*form_parts(), field("page_url", b"https://x.example/\xff")]
+    ),
+    "base64-multipart": lambda: post_multipart(
+        [*form_parts(), field("page_url", b"//79", **{"Content-Transfer-Encoding": "base64"})]
+    ),
+    "in-the-address": lambda: post_form_body(
+        urlencode({**form_fields(), "email": "x"}).replace("email=x", "email=ann%C0%40example.org")
+    ),
+}
+
+
+def post_form_body(body: bytes | str):
+    return post_urlencoded(Client(), body)
+
+
+def form_parts() -> list[tuple[dict[str, str], bytes]]:
+    return [field(name, value.encode()) for name, value in form_fields().items()]
+
+
+def post_multipart(parts: list[tuple[dict[str, str], bytes]]):
+    body, content_type = multipart(parts)
+    return Client().post(SIGNUP, data=body, content_type=content_type)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("send", list(INVALID_UTF8_FORMS.values()), ids=list(INVALID_UTF8_FORMS))
+def test_invalid_utf8_in_the_form_gets_a_400_page_and_stores_nothing(newsletter, send) -> None:
+    response = send()
+
+    assert_refused_with_page(
+        response, 400, "The form could not be read: it was not sent as UTF-8 text."
+    )
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("encoding", ["urlencoded", "multipart"])
+def test_a_form_with_non_ascii_utf8_is_accepted(newsletter, encoding: str) -> None:
+    page_url = "https://news.example.org/статті/київ"
+    if encoding == "urlencoded":
+        response = post_form_body(urlencode(form_fields(page_url=page_url)))
+    else:
+        response = post_multipart([*form_parts(), field("page_url", page_url.encode())])
+
+    assert response.status_code == 302
+    assert ConsentRecord.objects.get().page_url == page_url
 
 
 BAD_EMAILS = {
