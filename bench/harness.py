@@ -114,13 +114,19 @@ def free_port() -> int:
 
 @contextmanager
 def gunicorn(args: Sequence[str] = GUNICORN_ARGS, **env: str) -> Iterator[str]:
-    """The app under gunicorn on a free loopback port; yields its base URL."""
+    """The app under gunicorn on a free loopback port; yields its base URL. Its output
+    goes to var/bench-gunicorn.log."""
     port = free_port()
+    (REPO / "var").mkdir(exist_ok=True)
+    log = (REPO / "var" / "bench-gunicorn.log").open("ab")
     process = subprocess.Popen(  # noqa: S603 - our interpreter and our own arguments
         [
             PYTHON,
             "-m",
             "gunicorn",
+            # The production configuration (access log without IPs included), with the
+            # bench's own port and worker settings on top.
+            *("--config", "newsroom/gunicorn.conf.py"),
             "newsroom.wsgi:application",
             *("--bind", f"127.0.0.1:{port}"),
             *("--log-level", "warning", "--backlog", "2048"),
@@ -129,6 +135,8 @@ def gunicorn(args: Sequence[str] = GUNICORN_ARGS, **env: str) -> Iterator[str]:
         cwd=REPO,
         env=environment(**env),
         start_new_session=True,
+        stdout=log,
+        stderr=log,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -141,6 +149,7 @@ def gunicorn(args: Sequence[str] = GUNICORN_ARGS, **env: str) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=5)
+        log.close()
 
 
 def _wait_for(url: str, process: subprocess.Popen, timeout: float = 30) -> None:

@@ -222,6 +222,9 @@ GOAL_NOTIFY_EMAILS = env.list("GOAL_NOTIFY_EMAILS", default=[])
 GOAL_RECONCILE_INTERVAL = env.int("GOAL_RECONCILE_INTERVAL", default=60)
 # How often a page's banner asks the API for the live count.
 GOAL_POLL_SECONDS = env.int("GOAL_POLL_SECONDS", default=30)
+# A web process serves the count it last read from Redis for this long before asking
+# again (the API may be cached for longer anyway); 0 asks on every read.
+GOAL_LOCAL_CACHE_SECONDS = env.float("GOAL_LOCAL_CACHE_SECONDS", default=1.0)
 # With Redis down, a process reuses the last count it read for this long before it
 # asks the database.
 GOAL_FALLBACK_MAX_AGE_SECONDS = env.int("GOAL_FALLBACK_MAX_AGE_SECONDS", default=30)

@@ -67,7 +67,8 @@ class GoalSnapshot:
 
 
 class _LastSeen:
-    """The newest snapshot this process read, for when Redis is down."""
+    """The newest snapshot this process read: served again for GOAL_LOCAL_CACHE_SECONDS
+    (the API is cacheable for longer anyway), and for longer while Redis is down."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -83,33 +84,41 @@ class _LastSeen:
         with self._lock:
             self.snapshot, self.at = None, float("-inf")
 
-    def fresh(self) -> GoalSnapshot | None:
-        if time.monotonic() - self.at < settings.GOAL_FALLBACK_MAX_AGE_SECONDS:
-            return self.snapshot
-        return None
+    def younger_than(self, seconds: float) -> tuple[bool, GoalSnapshot | None]:
+        """(True, snapshot) if one was remembered less than `seconds` ago."""
+        with self._lock:
+            if time.monotonic() - self.at < seconds:
+                return True, self.snapshot
+        return False, None
 
 
 _last_seen = _LastSeen()
 
 
 def forget_fallback() -> None:
-    """Drop the snapshot this process remembers for Redis outages (tests use it)."""
+    """Drop the snapshot this process remembers (after a change it made; tests)."""
     _last_seen.forget()
 
 
 def read_snapshot() -> GoalSnapshot | None:
     """The goal and count for a page or the API; None when there is no active goal.
 
-    One Redis round trip and no SQL when Redis is warm.
+    No SQL when Redis is warm: one Redis round trip, at most once per
+    GOAL_LOCAL_CACHE_SECONDS per process.
     """
+    hit, snapshot = _last_seen.younger_than(settings.GOAL_LOCAL_CACHE_SECONDS)
+    if hit:
+        return snapshot
     if not settings.REDIS_URL:
-        return _snapshot_from_database()
+        return _last_seen.remember(_snapshot_from_database())
     try:
         fields = redis_client(settings.REDIS_URL).hgetall(SNAPSHOT_KEY)
     except redis.RedisError:
         logger.warning("goal counter: Redis unavailable, using a fallback")
-        fallback = _last_seen.fresh()
-        return fallback if fallback is not None else _last_seen.remember(_snapshot_from_database())
+        hit, snapshot = _last_seen.younger_than(settings.GOAL_FALLBACK_MAX_AGE_SECONDS)
+        if hit and snapshot is not None:
+            return _last_seen.remember(snapshot)
+        return _last_seen.remember(_snapshot_from_database())
     if fields.get("active") == "0":
         return _last_seen.remember(None)
     if not {"headline", "target", "members", "version"} <= fields.keys():
@@ -139,6 +148,7 @@ def publish_count(*, active: int, version: int, force: bool = False) -> bool:
     except redis.RedisError:
         logger.warning("goal counter: could not publish the count; reconcile will")
         return False
+    _last_seen.forget()
     return bool(written)
 
 
@@ -163,6 +173,8 @@ def publish_goal() -> None:
         )
     except redis.RedisError:
         logger.warning("goal counter: could not publish the goal; reconcile will")
+        return
+    _last_seen.forget()
 
 
 def warm_up() -> None:

@@ -64,7 +64,9 @@ def on_postgres() -> bool:
 
 @pytest.fixture(autouse=True)
 def _fresh_goal_counter(settings):
-    """Each test starts with no Redis copy of the goal and no remembered snapshot."""
+    """Each test starts with no Redis copy of the goal and no remembered snapshot, and
+    reads the count afresh every time (the per-process cache has a test of its own)."""
+    settings.GOAL_LOCAL_CACHE_SECONDS = 0
     goal_counter.forget_fallback()
     if settings.REDIS_URL:
         redis_client(settings.REDIS_URL).delete(goal_counter.SNAPSHOT_KEY)

@@ -140,6 +140,25 @@ def test_reading_the_counter_costs_no_sql_query(client, django_assert_num_querie
     assert ">1</span>" in banner
 
 
+@pytest.mark.redis
+@pytest.mark.django_db
+def test_a_process_serves_its_last_read_for_a_second_unless_it_changed_the_count_itself(
+    settings, django_capture_on_commit_callbacks
+) -> None:
+    settings.GOAL_LOCAL_CACHE_SECONDS = 60
+    make_goal()
+    with django_capture_on_commit_callbacks(execute=True):
+        members.apply_payment_change(join(1))
+    assert goal_counter.read_snapshot().members == 1
+
+    redis_client(settings.REDIS_URL).hset(goal_counter.SNAPSHOT_KEY, "members", 500)
+    assert goal_counter.read_snapshot().members == 1  # another process's write: not yet
+
+    with django_capture_on_commit_callbacks(execute=True):
+        members.apply_payment_change(join(2))
+    assert goal_counter.read_snapshot().members == 2  # our own change: at once
+
+
 # --- exactness ---------------------------------------------------------------------------
 
 
