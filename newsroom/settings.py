@@ -213,6 +213,16 @@ SOFT_BOUNCE_WINDOW_DAYS = env.int("SOFT_BOUNCE_WINDOW_DAYS", default=30)
 # inbound webhook.
 UNSUBSCRIBE_MAILTO = env.str("UNSUBSCRIBE_MAILTO", default="")
 
+# --- Editors: imports, privacy requests ---------------------------------------------------
+# Where uploaded import files and their reports are kept; web and worker must share it.
+IMPORT_DIR = Path(env.str("IMPORT_DIR", default=str(VAR_DIR / "imports")))
+# Rows an import checks and writes per transaction.
+IMPORT_CHUNK_ROWS = env.int("IMPORT_CHUNK_ROWS", default=20_000)
+# The pace of confirmation emails for a pending import (the rest wait in the outbox).
+IMPORT_CONFIRMATIONS_PER_MINUTE = env.int("IMPORT_CONFIRMATIONS_PER_MINUTE", default=600)
+# The largest import file the admin accepts, in bytes.
+IMPORT_MAX_UPLOAD_BYTES = env.int("IMPORT_MAX_UPLOAD_BYTES", default=1024 * 1024 * 1024)
+
 # --- Membership goal --------------------------------------------------------------------
 # Where the banner's call to action sends readers.
 MEMBERSHIP_URL = env.str("MEMBERSHIP_URL", default="https://www.example.org/membership/")

@@ -5,16 +5,17 @@ nothing.
 """
 
 import logging
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from functools import partial
 
 from django.conf import settings
-from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from subscriptions.leases import Namespace, lease
 from subscriptions.models import GoalMilestone, OutboundEmail, Subscriber, Subscription
 
 logger = logging.getLogger(__name__)
@@ -69,41 +70,10 @@ def enqueue(outbound_email_id: int) -> None:
         )
 
 
-# The first key of PostgreSQL's two-key advisory locks, so ours cannot meet another
-# part of the app's; the second is the row id folded into 32 bits.
-_SEND_LOCK_NAMESPACE = 0x6F757462  # "outb"
-
-
-@contextmanager
-def send_lease(outbound_email_id: int) -> Iterator[bool]:
-    """Hold, while a row is being sent, a lock that dies with the sender; yields whether
-    this caller holds it.
-
-    Redis hands an unacknowledged task out again (same task id) when its
-    visibility_timeout passes or the worker's connection drops, even while the first
-    delivery is still talking to the ESP. The claim alone cannot tell that live first
-    delivery from a dead one, so on PostgreSQL the sender also holds a session advisory
-    lock: a second delivery that cannot take it skips the row, and when a worker dies
-    its connection closes and the lock goes with it. SQLite (the single-machine
-    embedded set-up) has no such lock; there the claim alone decides.
-    """
-    if connection.vendor != "postgresql":
-        yield True
-        return
-    key = (outbound_email_id & 0xFFFFFFFF) - 2**31
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [_SEND_LOCK_NAMESPACE, key])
-        (held,) = cursor.fetchone()
-    try:
-        yield held
-    finally:
-        if held:
-            try:
-                with connection.cursor() as cursor:
-                    cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [_SEND_LOCK_NAMESPACE, key])
-            except DatabaseError:
-                # A broken connection has already released the lock with its session.
-                logger.warning("could not release the send lease of %s", outbound_email_id)
+def send_lease(outbound_email_id: int) -> AbstractContextManager[bool]:
+    """Held while a row is being sent (see `leases`): a second delivery of the task
+    that cannot take it skips the row instead of mailing twice."""
+    return lease(Namespace.OUTBOUND_EMAIL, outbound_email_id)
 
 
 def claim(

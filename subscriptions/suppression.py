@@ -24,6 +24,15 @@ def address_hash(email: str) -> str:
     return hashlib.sha256(email.strip().lower().encode()).hexdigest()
 
 
+def in_force_keys() -> tuple[set[str], set[str]]:
+    """Every suppressed address (lower-cased), and every erased one's hash: for an
+    import, which checks a million addresses against the list at once."""
+    in_force = SuppressedAddress.objects.filter(lifted_at__isnull=True)
+    plain = in_force.exclude(email="").values_list("email", flat=True)
+    hashed = in_force.exclude(email_hash="").values_list("email_hash", flat=True)
+    return {email.lower() for email in plain}, set(hashed)
+
+
 def _in_force(email: str) -> Q:
     return Q(email_ci=Lower(Value(email)), lifted_at__isnull=True)
 

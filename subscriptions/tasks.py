@@ -9,6 +9,7 @@ from django.conf import settings
 from django.db import OperationalError
 
 from subscriptions import deliverability, emails, goal_counter, milestones, outbox, suppression
+from subscriptions.imports import jobs as import_jobs
 from subscriptions.retry_policy import is_permanent_failure, retry_countdown
 
 logger = logging.getLogger(__name__)
@@ -64,9 +65,13 @@ def process_delivery_event(delivery_event_id: int) -> bool:
 
 @shared_task
 def requeue_stale_outbound_emails() -> int:
-    """The safety net behind every enqueue: outbox rows and delivery events whose task
-    never ran (broker down) or whose worker died."""
-    return outbox.requeue_stale() + deliverability.requeue_unprocessed()
+    """The safety net behind every enqueue: outbox rows, delivery events and imports
+    whose task never ran (broker down) or whose worker died."""
+    return (
+        outbox.requeue_stale()
+        + deliverability.requeue_unprocessed()
+        + import_jobs.requeue_stale_imports()
+    )
 
 
 @shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
@@ -82,3 +87,9 @@ def reconcile_member_count() -> dict:
     result = goal_counter.reconcile()
     milestones.record_reached_milestones()
     return asdict(result)
+
+
+@shared_task(acks_late=True)
+def run_subscriber_import(import_id: int) -> str:
+    """Run an import to its end (or resume it after a worker died)."""
+    return import_jobs.run_import(import_id).state

@@ -5,29 +5,6 @@ import django.db.models.functions.text
 from django.db import migrations, models
 
 
-def create_email_search_index(apps, schema_editor):
-    """PostgreSQL only: a trigram index that serves the admin's "contains" search on
-    addresses (Django searches with UPPER(email::text) LIKE UPPER('%...%')). pg_trgm is a
-    trusted extension, so the database owner may create it; without it, search works
-    but scans."""
-    if schema_editor.connection.vendor != "postgresql":
-        return
-    with schema_editor.connection.cursor() as cursor:
-        cursor.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'pg_trgm'")
-        if cursor.fetchone() is None:
-            return
-        cursor.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
-        cursor.execute(
-            "CREATE INDEX IF NOT EXISTS subscriber_email_search ON subscriptions_subscriber "
-            "USING gin ((UPPER(email::text)) gin_trgm_ops)"
-        )
-
-
-def drop_email_search_index(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute("DROP INDEX IF EXISTS subscriber_email_search")
-
-
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -124,11 +101,6 @@ class Migration(migrations.Migration):
             field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='consent_records', to='subscriptions.subscription'),
         ),
         migrations.AlterField(
-            model_name='subscriber',
-            name='created_at',
-            field=models.DateTimeField(auto_now_add=True, db_index=True),
-        ),
-        migrations.AlterField(
             model_name='subscription',
             name='newsletter',
             field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='subscriptions', to='subscriptions.newsletter'),
@@ -191,5 +163,4 @@ class Migration(migrations.Migration):
             model_name='newslettersnapshot',
             constraint=models.UniqueConstraint(fields=('newsletter', 'day'), name='snapshot_per_day'),
         ),
-        migrations.RunPython(create_email_search_index, drop_email_search_index),
     ]

@@ -41,6 +41,9 @@ class SubscriberImport(models.Model):
     bytes_total = models.PositiveBigIntegerField(default=0)
     bytes_read = models.PositiveBigIntegerField(default=0)
     rows_read = models.PositiveIntegerField(default=0)
+    # The file's last line whose chunk is committed: a resumed import starts after it.
+    lines_done = models.PositiveIntegerField(default=0)
+    confirmations_queued = models.PositiveIntegerField(default=0)
     # Outcome per row: added (new subscription), upgraded (pending became active),
     # already subscribed (active already, or pending for a pending import), and the
     # rows skipped, each listed with its reason in the report.

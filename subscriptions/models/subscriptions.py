@@ -53,7 +53,7 @@ class Subscriber(models.Model):
     name = models.CharField(max_length=200, blank=True)
     # Other columns an import brought along (first name, city, ...), kept as given.
     attributes = models.JSONField(default=dict, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         constraints = [

@@ -1,0 +1,274 @@
+"""Reading an import file: CSV, plain or gzipped, streamed in chunks of checked rows.
+
+Every address goes through the same `normalize_email` and domain policy as the sign-up
+form. A row is rejected here (and listed in the report with its reason) when its
+address is invalid or refused, when it repeats an address earlier in its chunk, when
+the file marks it unsubscribed, or when it cannot be read. What survives is a chunk of
+`ImportRow`s: small tuples, so memory stays flat whatever the file's size.
+"""
+
+import csv
+import gzip
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from ipaddress import ip_address
+from pathlib import Path
+from typing import BinaryIO
+
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+
+from subscriptions.models import Subscription
+from subscriptions.suppression import address_hash
+from subscriptions.validation import check_domain_policy, normalize_email
+
+Status = Subscription.Status
+
+# Columns with a meaning; any other column is kept in the subscriber's attributes.
+EMAIL, NAME, STATUS, CONSENT = "email", "name", "status", "consent_basis"
+SIGNED_UP_AT, SIGNUP_IP = "signed_up_at", "signup_ip"
+# Columns our own export writes that say nothing new about the person on import.
+EXPORT_ONLY = {
+    "newsletter",
+    "source",
+    "confirmed_at",
+    "confirmation_ip",
+    "unsubscribed_at",
+    "consent_text",
+}
+_KNOWN = {EMAIL, NAME, STATUS, CONSENT, SIGNED_UP_AT, SIGNUP_IP} | EXPORT_ONLY
+MAX_ATTRIBUTES = 30
+MAX_ATTRIBUTE_LENGTH = 500
+
+
+SUPPRESSED = "suppressed: the address bounced, complained or asked to be forgotten"
+REPEAT = "a repeat of an earlier row"
+
+
+class ImportFileError(Exception):
+    """The file as a whole cannot be read (not CSV, no email column, not a file)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ImportRow:
+    line: int
+    email: str
+    email_ci: str
+    name: str
+    attributes: str  # JSON
+    target_status: str
+    consent_basis: str
+    signed_up_at: datetime | None
+    signup_ip: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    line: int
+    email: str
+    reason: str
+
+
+@dataclass
+class Chunk:
+    rows: list[ImportRow]
+    rejections: list[Rejection]
+    bytes_read: int
+    rows_read: int
+    last_line: int
+
+
+class ImportFile:
+    """An open import file: rows in chunks, and how far into the file they are."""
+
+    def __init__(self, path: Path) -> None:
+        try:
+            self._raw: BinaryIO = path.open("rb")
+        except OSError as exc:
+            raise ImportFileError(f"cannot open the file: {exc.strerror}") from exc
+        self.size = path.stat().st_size
+        compressed = self._raw.read(2) == b"\x1f\x8b"
+        self._raw.seek(0)
+        stream: BinaryIO = gzip.GzipFile(fileobj=self._raw) if compressed else self._raw
+        # Bad bytes become U+FFFD and fail the row they are in, not the whole file.
+        self._text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="replace", newline="")
+        self._reader = csv.reader(self._text)
+        try:
+            header = next(self._reader)
+        except (StopIteration, csv.Error, gzip.BadGzipFile, EOFError, OSError) as exc:
+            self.close()
+            raise ImportFileError("the file is empty or not CSV") from exc
+        self.columns = [name.strip().lower() for name in header]
+        if EMAIL not in self.columns:
+            self.close()
+            raise ImportFileError("the first row must name the columns, one of them `email`")
+
+    def close(self) -> None:
+        self._raw.close()
+
+    @property
+    def bytes_read(self) -> int:
+        # The compressed position for a gzip file: progress against its size on disk.
+        return self._raw.tell()
+
+    def records(self) -> Iterator[tuple[int, list[str] | None]]:
+        """(line number, fields) per row; fields None for a row csv cannot parse."""
+        while True:
+            try:
+                fields = next(self._reader)
+            except StopIteration:
+                return
+            except csv.Error:
+                yield self._reader.line_num, None
+                continue
+            except (gzip.BadGzipFile, EOFError, OSError) as exc:
+                raise ImportFileError("the compressed file is damaged") from exc
+            if fields:
+                yield self._reader.line_num, fields
+
+
+class RowChecker:
+    """Turns raw records into checked rows, with the job's defaults."""
+
+    def __init__(
+        self,
+        *,
+        columns: list[str],
+        target_status: str,
+        consent_basis: str,
+        rules: dict[str, str],
+        suppressed: set[str],
+        suppressed_hashes: set[str],
+    ) -> None:
+        self.columns = columns
+        self.target_status = target_status
+        self.consent_basis = consent_basis
+        self.rules = rules
+        # Lower-cased addresses, and the hashes erased ones left: read once per import.
+        self.suppressed = suppressed
+        self.suppressed_hashes = suppressed_hashes
+
+    def check(self, line: int, fields: list[str] | None) -> ImportRow | Rejection:
+        if fields is None:
+            return Rejection(line, "", "the row cannot be read as CSV")
+        record = dict(zip(self.columns, fields, strict=False))
+        given = record.get(EMAIL, "")
+        if any("\ufffd" in value for value in fields):
+            return Rejection(line, given, "the row is not valid UTF-8")
+        try:
+            email = normalize_email(given)
+            check_domain_policy(email, self.rules)
+        except ValidationError as exc:
+            return Rejection(line, given, exc.messages[0])
+        target = self._target_status(record.get(STATUS, ""))
+        if target is None:
+            return Rejection(line, given, f"marked {record[STATUS].strip().lower()} in the file")
+        email_ci = email.lower()
+        if email_ci in self.suppressed or (
+            self.suppressed_hashes and address_hash(email_ci) in self.suppressed_hashes
+        ):
+            return Rejection(line, given, SUPPRESSED)
+        return ImportRow(
+            line=line,
+            email=email,
+            email_ci=email_ci,
+            name=_printable(record.get(NAME, ""))[:200],
+            attributes=self._attributes(record),
+            target_status=target,
+            consent_basis=_printable(record.get(CONSENT, "")) or self.consent_basis,
+            signed_up_at=_datetime(record.get(SIGNED_UP_AT, "")),
+            signup_ip=_ip(record.get(SIGNUP_IP, "")),
+        )
+
+    def _target_status(self, given: str) -> str | None:
+        """A status column can only lower the job's: a row that never confirmed stays
+        pending, and one that left is not re-added (None)."""
+        given = given.strip().lower()
+        if given in (Status.UNSUBSCRIBED, Status.BOUNCED, Status.COMPLAINED):
+            return None
+        if given == Status.PENDING:
+            return Status.PENDING
+        return self.target_status
+
+    def _attributes(self, record: dict[str, str]) -> str:
+        """The other columns, as JSON."""
+        extra = {
+            key[:100]: _printable(value)[:MAX_ATTRIBUTE_LENGTH]
+            for key, value in record.items()
+            if key and key not in _KNOWN and value.strip()
+        }
+        if not extra:
+            return "{}"
+        return json.dumps(dict(list(extra.items())[:MAX_ATTRIBUTES]), ensure_ascii=False)
+
+
+@dataclass
+class _Batch:
+    records: list[tuple[int, list[str] | None]]
+    bytes_read: int
+    last_line: int
+
+
+def _batches(source: ImportFile, *, size: int, skip_through: int) -> Iterator[_Batch]:
+    records: list[tuple[int, list[str] | None]] = []
+    for line, fields in source.records():
+        if line <= skip_through:
+            continue
+        records.append((line, fields))
+        if len(records) >= size:
+            yield _Batch(records, source.bytes_read, line)
+            records = []
+    if records:
+        yield _Batch(records, source.bytes_read, records[-1][0])
+
+
+def chunks(
+    source: ImportFile, checker: RowChecker, *, size: int, skip_through: int = 0
+) -> Iterator[Chunk]:
+    """Checked rows in chunks of `size`, in file order, each address once per chunk
+    (later repeats are rejected), skipping lines up to `skip_through` (a resumed
+    import)."""
+    batches = _batches(source, size=size, skip_through=skip_through)
+    checked = ((batch, [checker.check(*record) for record in batch.records]) for batch in batches)
+    for batch, results in checked:
+        rows: dict[str, ImportRow] = {}
+        rejections: list[Rejection] = []
+        for result in results:
+            if isinstance(result, Rejection):
+                rejections.append(result)
+            elif result.email_ci in rows:
+                rejections.append(Rejection(result.line, result.email, REPEAT))
+            else:
+                rows[result.email_ci] = result
+        yield Chunk(
+            list(rows.values()), rejections, batch.bytes_read, len(batch.records), batch.last_line
+        )
+
+
+def _printable(value: str) -> str:
+    """Whitespace folded to single spaces, control characters dropped."""
+    if not value.isprintable():
+        value = "".join(ch if ch.isprintable() else " " for ch in value)
+    return " ".join(value.split())
+
+
+def _datetime(value: str) -> datetime | None:
+    if not value or not (value := value.strip()):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return timezone.make_aware(parsed) if timezone.is_naive(parsed) else parsed
+
+
+def _ip(value: str) -> str | None:
+    if not value:
+        return None
+    try:
+        return str(ip_address(value.strip()))
+    except ValueError:
+        return None

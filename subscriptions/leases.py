@@ -1,0 +1,45 @@
+"""Leases that die with their holder: PostgreSQL session advisory locks.
+
+A Celery task redelivered by Redis (its visibility_timeout passed, or the worker's
+connection dropped) can run while its first delivery is still alive. A row's state
+cannot tell a live first delivery from a dead one; a lock held on the worker's database
+session can, because it goes when the session goes. SQLite (the single-machine
+embedded set-up) has no such lock; there the caller's own state checks decide alone.
+"""
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from django.db import DatabaseError, connection
+
+logger = logging.getLogger(__name__)
+
+
+class Namespace:
+    """The first key of PostgreSQL's two-key advisory locks, one per kind of work."""
+
+    OUTBOUND_EMAIL = 0x6F757462  # "outb"
+    SUBSCRIBER_IMPORT = 0x696D7074  # "impt"
+
+
+@contextmanager
+def lease(namespace: int, key: int) -> Iterator[bool]:
+    """Hold the (namespace, key) lock while the block runs; yields whether it was free."""
+    if connection.vendor != "postgresql":
+        yield True
+        return
+    folded = (key & 0xFFFFFFFF) - 2**31  # the second key is 32 bits
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [namespace, folded])
+        (held,) = cursor.fetchone()
+    try:
+        yield held
+    finally:
+        if held:
+            try:
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [namespace, folded])
+            except DatabaseError:
+                # A broken connection has already released the lock with its session.
+                logger.warning("could not release lease %s/%s", namespace, key)

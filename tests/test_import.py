@@ -1,0 +1,404 @@
+"""Importing subscribers: every row through the sign-up form's validator, repeats and
+suppressed addresses skipped, active subscribers never downgraded, people who left
+never re-added, each skipped row in the report with its reason, and a file that cannot
+be read failing cleanly."""
+
+import csv
+import gzip
+import io
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.core import mail
+from django.core.management import CommandError, call_command
+from django.utils import timezone
+
+from subscriptions import outbox, services, suppression, tasks
+from subscriptions.imports import jobs
+from subscriptions.models import (
+    ConsentRecord,
+    Newsletter,
+    OutboundEmail,
+    Subscriber,
+    SubscriberImport,
+    Subscription,
+    SubscriptionEvent,
+    SuppressedAddress,
+)
+from tests.factories import NewsletterFactory, SubscriberFactory, SubscriptionFactory
+
+pytestmark = pytest.mark.django_db
+Status = Subscription.Status
+
+
+@pytest.fixture(autouse=True)
+def _import_dir(settings, tmp_path):
+    settings.IMPORT_DIR = tmp_path / "imports"
+
+
+@pytest.fixture
+def newsletter() -> Newsletter:
+    return NewsletterFactory(slug="daily-digest")
+
+
+def write_csv(path: Path, rows: list[list[str]], header: tuple = ("email", "name")) -> Path:
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def run(path: Path, newsletter: Newsletter, status: str = "active", basis: str = "old list"):
+    job = jobs.start_import(
+        newsletter=newsletter,
+        target_status=status,
+        consent_basis=basis,
+        file_path=path,
+        original_name=path.name,
+        actor="admin:ann",
+        enqueue=False,
+    )
+    return jobs.run_import(job.pk)
+
+
+def report(job: SubscriberImport) -> list[tuple[str, str, str]]:
+    with open(job.report_path, newline="", encoding="utf-8") as handle:
+        rows = list(csv.reader(handle))
+    assert rows[0] == ["line", "email", "reason"]
+    return [tuple(row) for row in rows[1:]]
+
+
+def status_of(email: str, newsletter: Newsletter) -> str:
+    return Subscription.objects.get(subscriber__email__iexact=email, newsletter=newsletter).status
+
+
+def test_a_mixed_file_gives_exactly_the_expected_statuses_and_report(tmp_path, newsletter) -> None:
+    other = NewsletterFactory(slug="editors-picks")
+    SubscriptionFactory(
+        subscriber__email="active@example.org", newsletter=newsletter, status=Status.ACTIVE
+    )
+    SubscriptionFactory(subscriber__email="pending@example.org", newsletter=newsletter)
+    SubscriptionFactory(
+        subscriber__email="left@example.org", newsletter=newsletter, status=Status.UNSUBSCRIBED
+    )
+    SubscriptionFactory(
+        subscriber__email="other@example.org", newsletter=other, status=Status.ACTIVE
+    )
+    suppression.suppress(email="bounced@example.org", reason=SuppressedAddress.Reason.HARD_BOUNCE)
+    SuppressedAddress.objects.create(
+        email="",
+        email_hash=suppression.address_hash("erased@example.org"),
+        reason=SuppressedAddress.Reason.ERASED,
+        created_at=timezone.now(),
+    )
+    path = write_csv(
+        tmp_path / "list.csv",
+        [
+            ["new@example.org", "New Reader"],  # 2: added
+            ["not an address", ""],  # 3: invalid
+            ["NEW@example.org", "Again"],  # 4: repeat
+            ["active@example.org", "Already"],  # 5: already subscribed
+            ["pending@example.org", ""],  # 6: pending -> active
+            ["left@example.org", ""],  # 7: left alone
+            ["bounced@example.org", ""],  # 8: suppressed
+            ["Erased@Example.org", ""],  # 9: suppressed by the erasure hash
+            ["other@example.org", "Other"],  # 10: added to this newsletter too
+            ["ann@bücher.example", "IDN"],  # 11: added, domain normalised
+        ],
+    )
+
+    job = run(path, newsletter)
+
+    assert job.state == SubscriberImport.State.DONE
+    assert (job.rows_read, job.added, job.upgraded, job.already_subscribed) == (10, 3, 1, 1)
+    assert (job.invalid, job.duplicates, job.suppressed, job.left_alone) == (1, 1, 2, 1)
+    assert report(job) == [
+        ("3", "not an address", "Please, enter correct email address"),
+        ("4", "NEW@example.org", "a repeat of an earlier row"),
+        ("7", "left@example.org", "unsubscribed earlier: an import never re-adds it"),
+        ("8", "bounced@example.org", jobs.SUPPRESSED),
+        ("9", "Erased@Example.org", jobs.SUPPRESSED),
+    ]
+    for email, status in [
+        ("new@example.org", Status.ACTIVE),
+        ("active@example.org", Status.ACTIVE),
+        ("pending@example.org", Status.ACTIVE),
+        ("left@example.org", Status.UNSUBSCRIBED),
+        ("other@example.org", Status.ACTIVE),
+        ("ann@xn--bcher-kva.example", Status.ACTIVE),
+    ]:
+        assert status_of(email, newsletter) == status, email
+    assert not Subscriber.objects.filter(email__in=["bounced@example.org"]).exists()
+    assert not Subscriber.objects.filter(email__iexact="erased@example.org").exists()
+    assert Subscriber.objects.get(email="new@example.org").name == "New Reader"
+    # Proof of consent and the event log, for every subscription the import touched.
+    touched = Subscription.objects.filter(
+        subscriber__email__in=[
+            "new@example.org",
+            "pending@example.org",
+            "other@example.org",
+            "ann@xn--bcher-kva.example",
+        ],
+        newsletter=newsletter,
+    )
+    for subscription in touched:
+        consent = subscription.consent_records.get(kind=ConsentRecord.Kind.IMPORT)
+        assert consent.consent_text == "old list"
+        event = subscription.events.get(actor=f"import:{job.pk}")
+        assert event.to_status == Status.ACTIVE
+    assert mail.outbox == []
+
+
+def test_an_active_import_never_downgrades_and_never_adds_rows_marked_as_left(
+    tmp_path, newsletter
+) -> None:
+    path = write_csv(
+        tmp_path / "from-mailchimp.csv",
+        [
+            ["ann@example.org", "Ann", "subscribed"],
+            ["bob@example.org", "Bob", "unsubscribed"],
+            ["cara@example.org", "Cara", "pending"],
+        ],
+        header=("email", "name", "status"),
+    )
+
+    job = run(path, newsletter)
+
+    assert status_of("ann@example.org", newsletter) == Status.ACTIVE
+    assert status_of("cara@example.org", newsletter) == Status.PENDING
+    assert not Subscriber.objects.filter(email="bob@example.org").exists()
+    assert report(job) == [("3", "bob@example.org", "marked unsubscribed in the file")]
+
+
+def test_a_pending_import_holds_confirmations_back_and_sends_them_at_the_set_pace(
+    tmp_path, newsletter, settings, django_capture_on_commit_callbacks
+) -> None:
+    settings.IMPORT_CONFIRMATIONS_PER_MINUTE = 60  # one a second
+    capped = SubscriberFactory(email="capped@example.org")
+    for _ in range(settings.CONFIRMATION_EMAILS_PER_DAY):
+        OutboundEmail.objects.create(
+            kind=OutboundEmail.Kind.CONFIRMATION,
+            to_email=capped.email,
+            subscriber=capped,
+            created_at=timezone.now(),
+            status=OutboundEmail.Status.SENT,
+        )
+    path = write_csv(
+        tmp_path / "p.csv",
+        [
+            ["a@example.org", ""],
+            ["b@example.org", ""],
+            ["c@example.org", ""],
+            ["capped@example.org", ""],
+        ],
+    )
+
+    job = run(path, newsletter, status="pending", basis="")
+
+    assert (job.added, job.confirmations_queued) == (4, 3)
+    queued = OutboundEmail.objects.filter(status=OutboundEmail.Status.QUEUED).order_by(
+        "next_attempt_at"
+    )
+    due = [row.next_attempt_at for row in queued]
+    assert [row.to_email for row in queued] == ["a@example.org", "b@example.org", "c@example.org"]
+    assert [round((b - a).total_seconds()) for a, b in zip(due, due[1:], strict=False)] == [1, 1]
+    assert all(row.subscriptions.get().newsletter == newsletter for row in queued)
+    assert outbox.requeue_stale() == 0 and mail.outbox == []  # not due yet
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert outbox.requeue_stale(now=due[-1] + timedelta(hours=1)) == 3
+    assert sorted(m.to[0] for m in mail.outbox) == [
+        "a@example.org",
+        "b@example.org",
+        "c@example.org",
+    ]
+    assert SubscriptionEvent.objects.filter(
+        subscription__subscriber=capped, kind=SubscriptionEvent.Kind.SUBSCRIBED
+    ).exists()
+
+
+def test_a_gzipped_file_imports_like_a_plain_one(tmp_path, newsletter) -> None:
+    plain = write_csv(tmp_path / "list.csv", [["ann@example.org", "Ann"]])
+    packed = tmp_path / "list.csv.gz"
+    packed.write_bytes(gzip.compress(plain.read_bytes()))
+
+    job = run(packed, newsletter)
+
+    assert (job.state, job.added) == (SubscriberImport.State.DONE, 1)
+    assert job.percent == 100
+
+
+@pytest.mark.parametrize(
+    ("content", "error"),
+    [
+        (b"", "the file is empty or not CSV"),
+        (b"name,city\nAnn,Kyiv\n", "one of them `email`"),
+        (b"\x1f\x8b\x08\x00garbage", "the file is empty or not CSV"),
+    ],
+    ids=["empty", "no-email-column", "broken-gzip"],
+)
+def test_a_file_that_cannot_be_read_fails_the_import_and_adds_nobody(
+    tmp_path, newsletter, content: bytes, error: str
+) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_bytes(content)
+
+    job = run(path, newsletter)
+
+    assert job.state == SubscriberImport.State.FAILED
+    assert error in job.error
+    assert not Subscriber.objects.exists()
+
+
+def test_unreadable_rows_are_reported_and_the_rest_imported(tmp_path, newsletter) -> None:
+    path = tmp_path / "mixed.csv"
+    path.write_bytes(
+        b"email,name\n"
+        b"ann@example.org,Ann\n"
+        b"bob@example.org,B\xffob\n"  # not UTF-8
+        b'"cara@example.org,"Unclosed\n'
+        b"dan\x00@example.org,Dan\n"
+        b"eve@example.org,Eve\n"
+    )
+
+    job = run(path, newsletter)
+
+    emails = set(Subscriber.objects.values_list("email", flat=True))
+    assert "ann@example.org" in emails and "bob@example.org" not in emails
+    assert job.state == SubscriberImport.State.DONE
+    reasons = {line: reason for line, _, reason in report(job)}
+    assert reasons["3"] == "the row is not valid UTF-8"
+    assert job.invalid == len(reasons)
+
+
+def test_an_import_cut_off_midway_resumes_after_its_last_chunk(
+    tmp_path, newsletter, settings
+) -> None:
+    settings.IMPORT_CHUNK_ROWS = 3
+    rows = [[f"reader{i}@example.org", ""] for i in range(10)] + [["reader0@example.org", ""]]
+    path = write_csv(tmp_path / "long.csv", rows)
+    job = jobs.start_import(
+        newsletter=newsletter,
+        target_status="active",
+        consent_basis="b",
+        file_path=path,
+        original_name="long.csv",
+        actor="t",
+        enqueue=False,
+    )
+
+    def die_after_two_chunks(progress: SubscriberImport) -> None:
+        if progress.rows_read >= 6:
+            raise KeyboardInterrupt  # the worker is killed
+
+    with pytest.raises(KeyboardInterrupt):
+        jobs.run_import(job.pk, on_chunk=die_after_two_chunks)
+    SubscriberImport.objects.filter(pk=job.pk).update(state=SubscriberImport.State.RUNNING)
+
+    job = jobs.run_import(job.pk)
+
+    assert job.state == SubscriberImport.State.DONE
+    assert (job.rows_read, job.added, job.duplicates) == (11, 10, 1)
+    assert Subscription.objects.filter(newsletter=newsletter).count() == 10
+    assert [line for line, _, _ in report(job)] == ["12"]
+
+
+def test_a_finished_import_run_again_does_nothing(tmp_path, newsletter) -> None:
+    job = run(write_csv(tmp_path / "l.csv", [["ann@example.org", ""]]), newsletter)
+
+    again = jobs.run_import(job.pk)
+
+    assert (again.added, again.rows_read) == (1, 1)
+    assert Subscription.objects.count() == 1
+
+
+def test_an_active_import_needs_a_consent_basis(tmp_path, newsletter) -> None:
+    path = write_csv(tmp_path / "l.csv", [["ann@example.org", ""]])
+
+    with pytest.raises(jobs.ImportRefused, match="consented"):
+        run(path, newsletter, status="active", basis="   ")
+    assert not SubscriberImport.objects.exists()
+
+
+def test_the_command_imports_prints_a_summary_and_fails_on_a_missing_file(
+    tmp_path, newsletter
+) -> None:
+    path = write_csv(tmp_path / "l.csv", [["ann@example.org", ""], ["nope", ""]])
+    out = io.StringIO()
+
+    call_command(
+        "import_subscribers", str(path), newsletter="daily-digest", status="pending", stdout=out
+    )
+
+    text = out.getvalue()
+    assert "2 rows read; 1 added" in text
+    assert "skipped 1 invalid" in text
+    assert "Confirmation emails queued: 1" in text
+    with pytest.raises(CommandError, match="no such file"):
+        call_command(
+            "import_subscribers",
+            str(tmp_path / "missing.csv"),
+            newsletter="daily-digest",
+            status="pending",
+            stdout=io.StringIO(),
+        )
+    with pytest.raises(CommandError, match="consented"):
+        call_command(
+            "import_subscribers",
+            str(path),
+            newsletter="daily-digest",
+            status="active",
+            stdout=io.StringIO(),
+        )
+    (tmp_path / "no-email.csv").write_text("name\nAnn\n")
+    with pytest.raises(CommandError, match="`email`"):
+        call_command(
+            "import_subscribers",
+            str(tmp_path / "no-email.csv"),
+            newsletter="daily-digest",
+            status="pending",
+            stdout=io.StringIO(),
+        )
+
+
+def test_starting_an_import_runs_it_on_a_worker_after_commit(
+    tmp_path, newsletter, django_capture_on_commit_callbacks
+) -> None:
+    path = write_csv(tmp_path / "l.csv", [["ann@example.org", ""]])
+
+    with django_capture_on_commit_callbacks(execute=True):
+        job = jobs.start_import(
+            newsletter=newsletter,
+            target_status="pending",
+            consent_basis="",
+            file_path=path,
+            original_name="l.csv",
+            actor="t",
+        )
+
+    job.refresh_from_db()
+    assert (job.state, job.added) == (SubscriberImport.State.DONE, 1)
+    assert tasks.run_subscriber_import(job.pk) == "done"
+
+
+def test_a_sign_up_after_an_import_of_the_same_address_finds_it_pending(
+    tmp_path, newsletter
+) -> None:
+    run(
+        write_csv(tmp_path / "l.csv", [["ann@example.org", ""]]),
+        newsletter,
+        status="pending",
+        basis="",
+    )
+
+    services.subscribe(
+        email="ANN@example.org",
+        newsletters=[newsletter],
+        source="form",
+        consent=services.ConsentContext(),
+    )
+
+    assert Subscriber.objects.count() == 1
+    assert status_of("ann@example.org", newsletter) == Status.PENDING
