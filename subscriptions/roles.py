@@ -21,6 +21,7 @@ EDITOR_PERMISSIONS: dict[str, tuple[str, ...]] = {
     "deliveryevent": ("view",),
     "suppressedaddress": ("view", "add", "change"),  # change: lifting, with a reason
     "emaildomainrule": ("view", "add", "change", "delete"),
+    "subscriberimport": ("view", "add"),
     "member": ("view", "add", "change"),  # change: the cancel action
     "memberevent": ("view",),
     "membershipgoal": ("view", "add", "change"),

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from django.core import mail
 from django.core.management import CommandError, call_command
+from django.urls import reverse
 from django.utils import timezone
 
 from subscriptions import outbox, services, suppression, tasks
@@ -402,3 +403,52 @@ def test_a_sign_up_after_an_import_of_the_same_address_finds_it_pending(
 
     assert Subscriber.objects.count() == 1
     assert status_of("ann@example.org", newsletter) == Status.PENDING
+
+
+# --- the admin ---------------------------------------------------------------------------
+
+
+def test_an_editor_uploads_a_file_and_watches_the_import_finish(
+    admin_client, newsletter, django_capture_on_commit_callbacks
+) -> None:
+    upload = io.BytesIO(b"email,name\nann@example.org,Ann\nnope,\n")
+    upload.name = "readers.csv"
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(
+            reverse("admin:subscriptions_subscriberimport_add"),
+            {"newsletter": newsletter.pk, "file": upload, "status": "pending", "consent_basis": ""},
+        )
+
+    job = SubscriberImport.objects.get()
+    assert response.status_code == 302
+    assert response["Location"] == reverse(
+        "admin:subscriptions_subscriberimport_change", args=[job.pk]
+    )
+    page = admin_client.get(response["Location"]).content.decode()
+    status = admin_client.get(reverse("admin:subscriptions_import_status", args=[job.pk])).json()
+    download = admin_client.get(reverse("admin:subscriptions_import_report", args=[job.pk]))
+    assert (status["state"], status["percent"], status["added"], status["skipped"]) == (
+        "done",
+        100,
+        1,
+        1,
+    )
+    assert 'data-status-url="' in page and "Download the skipped rows" in page
+    assert download["Content-Disposition"].startswith("attachment")
+    assert b"nope" in b"".join(download.streaming_content)
+    assert Path(job.file_path).name.startswith("upload-")  # never the uploader's name
+
+
+def test_an_active_upload_without_a_consent_basis_is_refused(admin_client, newsletter) -> None:
+    upload = io.BytesIO(b"email\nann@example.org\n")
+    upload.name = "readers.csv"
+
+    response = admin_client.post(
+        reverse("admin:subscriptions_subscriberimport_add"),
+        {"newsletter": newsletter.pk, "file": upload, "status": "active", "consent_basis": " "},
+    )
+
+    assert response.status_code == 200
+    assert "Say how these people consented." in response.content.decode()
+    assert not SubscriberImport.objects.exists()

@@ -1,5 +1,5 @@
 """The editors' admin, one module per area."""
 
-from subscriptions.admin import deliverability, membership, newsletters, subscribers
+from subscriptions.admin import deliverability, imports, membership, newsletters, subscribers
 
-__all__ = ["deliverability", "membership", "newsletters", "subscribers"]
+__all__ = ["deliverability", "imports", "membership", "newsletters", "subscribers"]

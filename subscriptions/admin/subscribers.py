@@ -2,18 +2,16 @@
 through services (actions), never through editable status fields, so every change
 lands in the event log."""
 
-import csv
-
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from subscriptions import services
+from subscriptions import exports, services
 from subscriptions.admin.common import ReadOnlyAdmin, ReadOnlyInline, actor
 from subscriptions.admin.paging import LargeListMixin
 from subscriptions.models import (
@@ -74,55 +72,6 @@ class StatusFilter(admin.SimpleListFilter):
             # Both filters apply to the same subscription, not to any two of them.
             subscriptions = subscriptions.filter(newsletter_id=newsletter)
         return queryset.filter(pk__in=subscriptions.values("subscriber_id"))
-
-
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
-
-
-def subscriber_csv_response(subscribers: QuerySet[Subscriber]) -> StreamingHttpResponse:
-    """Stream one row per subscription, with its consent record."""
-    writer = csv.writer(_Echo())
-    rows = (
-        Subscription.objects.filter(subscriber__in=subscribers)
-        .select_related("subscriber", "newsletter")
-        .order_by("subscriber_id", "newsletter__position")
-    )
-
-    def lines():
-        yield writer.writerow(
-            [
-                "email",
-                "newsletter",
-                "status",
-                "source",
-                "signed_up_at",
-                "confirmed_at",
-                "unsubscribed_at",
-            ]
-        )
-        for s in rows.iterator(chunk_size=2000):
-            yield writer.writerow(
-                [
-                    _csv_safe(s.subscriber.email),
-                    s.newsletter.slug,
-                    s.status,
-                    s.source,
-                    s.created_at.isoformat(),
-                    s.confirmed_at.isoformat() if s.confirmed_at else "",
-                    s.unsubscribed_at.isoformat() if s.unsubscribed_at else "",
-                ]
-            )
-
-    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = 'attachment; filename="subscribers.csv"'
-    return response
-
-
-def _csv_safe(value: str) -> str:
-    # A cell starting with = + - @ is run as a formula by spreadsheet apps (CSV injection).
-    return f"'{value}" if value[:1] in ("=", "+", "-", "@") else value
 
 
 @admin.register(Subscriber)
@@ -202,7 +151,10 @@ class SubscriberAdmin(LargeListMixin, admin.ModelAdmin):
 
     @admin.action(description="Export selected as CSV", permissions=["view"])
     def export_csv(self, request: HttpRequest, queryset: QuerySet[Subscriber]) -> HttpResponse:
-        return subscriber_csv_response(queryset)
+        """One row per subscription of the selected people (all of the filtered list
+        with "Select all"), streamed."""
+        subscriptions = Subscription.objects.filter(subscriber__in=queryset)
+        return exports.csv_response(subscriptions, "subscribers.csv")
 
 
 class EditorAddForm(forms.Form):
@@ -258,7 +210,7 @@ class SubscriptionAdmin(LargeListMixin, admin.ModelAdmin):
         "complained_at",
     ]
     inlines = [ConsentRecordInline, SubscriptionEventInline]
-    actions = ["unsubscribe"]
+    actions = ["unsubscribe", "export_csv"]
 
     def add_view(
         self, request: HttpRequest, form_url: str = "", extra_context: dict | None = None
@@ -286,6 +238,12 @@ class SubscriptionAdmin(LargeListMixin, admin.ModelAdmin):
             **(extra_context or {}),
         }
         return TemplateResponse(request, "admin/subscriptions/add_subscription.html", context)
+
+    @admin.action(description="Export selected as CSV", permissions=["view"])
+    def export_csv(self, request: HttpRequest, queryset: QuerySet[Subscription]) -> HttpResponse:
+        """The selected subscriptions (all of the filtered list with "Select all"), with
+        their proof of consent, streamed."""
+        return exports.csv_response(queryset, "subscriptions.csv")
 
     @admin.action(description="Unsubscribe", permissions=["change"])
     def unsubscribe(self, request: HttpRequest, queryset: QuerySet[Subscription]) -> None:

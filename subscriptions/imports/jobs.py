@@ -25,8 +25,10 @@ from django.db.models import F
 from django.utils import timezone
 
 from subscriptions import suppression
+from subscriptions.csv_cells import csv_safe
 from subscriptions.imports import writing
 from subscriptions.imports.reading import (
+    LEFT_REASONS,
     REPEAT,
     SUPPRESSED,
     Chunk,
@@ -215,7 +217,8 @@ def _run(job: SubscriberImport, source: ImportFile, on_chunk: Callable | None) -
 
 def _count(job: SubscriberImport, chunk: Chunk, outcome: writing.ChunkOutcome) -> None:
     reasons = Counter(rejection.reason for rejection in chunk.rejections)
-    invalid = len(chunk.rejections) - reasons[REPEAT] - reasons[SUPPRESSED]
+    marked_as_left = sum(reasons[reason] for reason in LEFT_REASONS)
+    invalid = len(chunk.rejections) - reasons[REPEAT] - reasons[SUPPRESSED] - marked_as_left
     SubscriberImport.objects.filter(pk=job.pk).update(
         phase=Phase.WRITING if chunk.bytes_read >= job.bytes_total else Phase.READING,
         bytes_read=chunk.bytes_read,
@@ -227,7 +230,7 @@ def _count(job: SubscriberImport, chunk: Chunk, outcome: writing.ChunkOutcome) -
         invalid=F("invalid") + invalid,
         duplicates=F("duplicates") + reasons[REPEAT] + outcome.duplicates,
         suppressed=F("suppressed") + reasons[SUPPRESSED],
-        left_alone=F("left_alone") + outcome.left_alone,
+        left_alone=F("left_alone") + outcome.left_alone + marked_as_left,
         confirmations_queued=F("confirmations_queued") + outcome.confirmations,
     )
 
@@ -302,8 +305,3 @@ class ImportReport:
 
 def _by_line(rejection: Rejection) -> int:
     return rejection.line
-
-
-def csv_safe(value: str) -> str:
-    """A cell starting with = + - @ runs as a formula in spreadsheet apps (CSV injection)."""
-    return f"'{value}" if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value

@@ -31,21 +31,18 @@ Status = Subscription.Status
 EMAIL, NAME, STATUS, CONSENT = "email", "name", "status", "consent_basis"
 SIGNED_UP_AT, SIGNUP_IP = "signed_up_at", "signup_ip"
 # Columns our own export writes that say nothing new about the person on import.
-EXPORT_ONLY = {
-    "newsletter",
-    "source",
-    "confirmed_at",
-    "confirmation_ip",
-    "unsubscribed_at",
-    "consent_text",
-}
-_KNOWN = {EMAIL, NAME, STATUS, CONSENT, SIGNED_UP_AT, SIGNUP_IP} | EXPORT_ONLY
+EXPORT_ONLY = {"newsletter", "source", "confirmed_at", "confirmation_ip", "unsubscribed_at"}
+# Our export calls the consent basis what the reader was shown.
+CONSENT_TEXT = "consent_text"
+_KNOWN = {EMAIL, NAME, STATUS, CONSENT, CONSENT_TEXT, SIGNED_UP_AT, SIGNUP_IP} | EXPORT_ONLY
 MAX_ATTRIBUTES = 30
 MAX_ATTRIBUTE_LENGTH = 500
 
 
 SUPPRESSED = "suppressed: the address bounced, complained or asked to be forgotten"
 REPEAT = "a repeat of an earlier row"
+MARKED_AS_LEFT = "marked %s in the file"
+LEFT_REASONS = {MARKED_AS_LEFT % status for status in ("unsubscribed", "bounced", "complained")}
 
 
 class ImportFileError(Exception):
@@ -165,7 +162,7 @@ class RowChecker:
             return Rejection(line, given, exc.messages[0])
         target = self._target_status(record.get(STATUS, ""))
         if target is None:
-            return Rejection(line, given, f"marked {record[STATUS].strip().lower()} in the file")
+            return Rejection(line, given, MARKED_AS_LEFT % record[STATUS].strip().lower())
         email_ci = email.lower()
         if email_ci in self.suppressed or (
             self.suppressed_hashes and address_hash(email_ci) in self.suppressed_hashes
@@ -178,7 +175,8 @@ class RowChecker:
             name=_printable(record.get(NAME, ""))[:200],
             attributes=self._attributes(record),
             target_status=target,
-            consent_basis=_printable(record.get(CONSENT, "")) or self.consent_basis,
+            consent_basis=_printable(record.get(CONSENT) or record.get(CONSENT_TEXT) or "")
+            or self.consent_basis,
             signed_up_at=_datetime(record.get(SIGNED_UP_AT, "")),
             signup_ip=_ip(record.get(SIGNUP_IP, "")),
         )

@@ -1,0 +1,39 @@
+"""`python manage.py export_subscribers --newsletter SLUG [--status S] [-o FILE]`: a
+newsletter's subscriptions as CSV with their proof of consent (the admin's export
+columns), streamed to standard output or a file."""
+
+import sys
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from subscriptions import exports
+from subscriptions.models import Newsletter, Subscription
+
+
+class Command(BaseCommand):
+    help = "Export a newsletter's subscribers as CSV, with their proof of consent."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--newsletter", required=True, help="the newsletter's slug")
+        parser.add_argument("--status", choices=Subscription.Status.values)
+        parser.add_argument("-o", "--output", type=Path, help="a file (default: stdout)")
+
+    def handle(self, *args: object, **options: object) -> None:
+        newsletter = Newsletter.objects.filter(slug=options["newsletter"]).first()
+        if newsletter is None:
+            raise CommandError(f"There is no newsletter with the slug {options['newsletter']!r}.")
+        subscriptions = Subscription.objects.filter(newsletter=newsletter)
+        if options["status"]:
+            subscriptions = subscriptions.filter(status=options["status"])
+        rows = exports.export_rows(subscriptions)
+        output: Path | None = options["output"]
+        if output is None:
+            count = exports.write_csv(rows, sys.stdout)
+        else:
+            try:
+                with output.open("w", newline="", encoding="utf-8") as target:
+                    count = exports.write_csv(rows, target)
+            except OSError as exc:
+                raise CommandError(f"Cannot write {output}: {exc.strerror}") from exc
+        self.stderr.write(f"Exported {count} subscription(s).")
