@@ -6,6 +6,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
+from django.db.models.functions import Lower
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -28,7 +29,8 @@ class SubscriptionInline(ReadOnlyInline):
     model = Subscription
     fields = ["newsletter", "status", "source", "created_at", "confirmed_at", "unsubscribed_at"]
     show_change_link = True
-    list_select_related = ["newsletter"]
+    # The subscription's name in the inline names its subscriber and newsletter.
+    list_select_related = ["newsletter", "subscriber"]
 
 
 class SubscriptionEventInline(ReadOnlyInline):
@@ -74,15 +76,36 @@ class StatusFilter(admin.SimpleListFilter):
         return queryset.filter(pk__in=subscriptions.values("subscriber_id"))
 
 
+class AddressSearchMixin:
+    """Search by the start of an address ("kate.ts", "ann@exa"), in any case: the one
+    search an index serves on a million rows (see migration 0008); a "contains"
+    search would read them all."""
+
+    address_field = "email"
+    search_help_text = "The address, or how it starts (case does not matter)."
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet, search_term: str
+    ) -> tuple[QuerySet, bool]:
+        term = search_term.strip().lower()
+        if not term:
+            return queryset, False
+        matches = queryset.alias(address_ci=Lower(self.address_field)).filter(
+            address_ci__startswith=term
+        )
+        return matches, False
+
+
 @admin.register(Subscriber)
-class SubscriberAdmin(LargeListMixin, admin.ModelAdmin):
+class SubscriberAdmin(AddressSearchMixin, LargeListMixin, admin.ModelAdmin):
     list_display = ["email", "created_at"]
     search_fields = ["email"]
     list_filter = [NewsletterFilter, StatusFilter]
     readonly_fields = ["email", "created_at", "event_log"]
     inlines = [SubscriptionInline]
     actions = ["resend_confirmation", "unsubscribe_from_all", "export_csv"]
-    ordering = ["-created_at"]
+    # Newest first by id, which the primary key's index serves (created_at has none).
+    ordering = ["-pk"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         # Editors add people through "Add subscription", which records consent.
@@ -192,7 +215,8 @@ class EditorAddForm(forms.Form):
 
 
 @admin.register(Subscription)
-class SubscriptionAdmin(LargeListMixin, admin.ModelAdmin):
+class SubscriptionAdmin(AddressSearchMixin, LargeListMixin, admin.ModelAdmin):
+    address_field = "subscriber__email"
     list_display = ["subscriber", "newsletter", "status", "source", "created_at", "confirmed_at"]
     list_filter = ["newsletter", "status", "source"]
     search_fields = ["subscriber__email"]
