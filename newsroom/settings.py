@@ -140,6 +140,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "subscriptions.tasks.requeue_stale_outbound_emails",
         "schedule": env.int("OUTBOX_SWEEP_INTERVAL", default=60),
     },
+    "take-newsletter-snapshots": {
+        "task": "subscriptions.tasks.take_newsletter_snapshots",
+        "schedule": env.int("SNAPSHOT_INTERVAL", default=3600),
+    },
     "reconcile-member-count": {
         "task": "subscriptions.tasks.reconcile_member_count",
         "schedule": env.int("GOAL_RECONCILE_INTERVAL", default=60),

@@ -8,7 +8,15 @@ from celery import shared_task
 from django.conf import settings
 from django.db import OperationalError
 
-from subscriptions import deliverability, emails, goal_counter, milestones, outbox, suppression
+from subscriptions import (
+    deliverability,
+    emails,
+    goal_counter,
+    insight,
+    milestones,
+    outbox,
+    suppression,
+)
 from subscriptions.imports import jobs as import_jobs
 from subscriptions.retry_policy import is_permanent_failure, retry_countdown
 
@@ -93,3 +101,9 @@ def reconcile_member_count() -> dict:
 def run_subscriber_import(import_id: int) -> str:
     """Run an import to its end (or resume it after a worker died)."""
     return import_jobs.run_import(import_id).state
+
+
+@shared_task
+def take_newsletter_snapshots() -> int:
+    """Today's counts per newsletter, for the dashboard's growth chart."""
+    return insight.take_snapshots()

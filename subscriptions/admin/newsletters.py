@@ -3,10 +3,13 @@
 from collections.abc import Callable
 
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.template.response import TemplateResponse
+from django.urls import path
 
-from subscriptions import selectors
+from subscriptions import insight, selectors
 from subscriptions.models import Newsletter, Subscription
 
 
@@ -24,9 +27,32 @@ class NewsletterAdmin(admin.ModelAdmin):
     list_editable = ["position"]
     prepopulated_fields = {"slug": ["name"]}
     search_fields = ["name", "slug", "host_line"]
+    change_list_template = "admin/subscriptions/newsletter/change_list.html"
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Newsletter]:
         return selectors.newsletters_with_status_counts()
+
+    def get_urls(self) -> list:
+        return [
+            path(
+                "dashboard/",
+                self.admin_site.admin_view(self.dashboard_view),
+                name="subscriptions_dashboard",
+            ),
+            *super().get_urls(),
+        ]
+
+    def dashboard_view(self, request: HttpRequest) -> TemplateResponse:
+        """Per newsletter: counts, confirmation rate, who left lately, 90 days of growth."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Newsletters at a glance",
+            "opts": self.model._meta,
+            "dashboard": insight.dashboard(),
+        }
+        return TemplateResponse(request, "admin/subscriptions/dashboard.html", context)
 
 
 def _count_column(status: Subscription.Status) -> Callable[[NewsletterAdmin, Newsletter], int]:
