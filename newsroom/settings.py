@@ -144,6 +144,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "subscriptions.tasks.take_newsletter_snapshots",
         "schedule": env.int("SNAPSHOT_INTERVAL", default=3600),
     },
+    "expire-unconfirmed-subscriptions": {
+        "task": "subscriptions.tasks.expire_unconfirmed_subscriptions",
+        "schedule": env.int("PENDING_EXPIRY_INTERVAL", default=86_400),
+    },
     "reconcile-member-count": {
         "task": "subscriptions.tasks.reconcile_member_count",
         "schedule": env.int("GOAL_RECONCILE_INTERVAL", default=60),
@@ -226,6 +230,12 @@ IMPORT_CHUNK_ROWS = env.int("IMPORT_CHUNK_ROWS", default=20_000)
 IMPORT_CONFIRMATIONS_PER_MINUTE = env.int("IMPORT_CONFIRMATIONS_PER_MINUTE", default=600)
 # The largest import file the admin accepts, in bytes.
 IMPORT_MAX_UPLOAD_BYTES = env.int("IMPORT_MAX_UPLOAD_BYTES", default=1024 * 1024 * 1024)
+
+# Pending subscriptions never confirmed are removed after this many days.
+PENDING_EXPIRY_DAYS = env.int("PENDING_EXPIRY_DAYS", default=30)
+# A reader's "download / delete my data" link: how long it works, and how many a day.
+PRIVACY_LINK_MAX_AGE_HOURS = env.int("PRIVACY_LINK_MAX_AGE_HOURS", default=24)
+PRIVACY_EMAILS_PER_DAY = env.int("PRIVACY_EMAILS_PER_DAY", default=3)
 
 # --- Membership goal --------------------------------------------------------------------
 # Where the banner's call to action sends readers.

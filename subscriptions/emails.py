@@ -12,7 +12,12 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 
 from subscriptions.models import MemberCount, OutboundEmail, Subscription
-from subscriptions.tokens import confirmation_token, preferences_token, unsubscribe_token
+from subscriptions.tokens import (
+    confirmation_token,
+    preferences_token,
+    privacy_token,
+    unsubscribe_token,
+)
 
 
 def absolute_url(path: str) -> str:
@@ -39,6 +44,8 @@ def list_id(subscription: Subscription) -> str:
 def build_message(outbound: OutboundEmail) -> AnymailMessage:
     if outbound.kind == OutboundEmail.Kind.MILESTONE:
         return _milestone_message(outbound)
+    if outbound.kind in _PRIVACY_ACTIONS:
+        return _privacy_message(outbound)
     subscriptions = list(
         outbound.subscriptions.select_related("newsletter").order_by("newsletter__position")
     )
@@ -98,6 +105,32 @@ def _welcome_message(outbound: OutboundEmail, subscription: Subscription) -> Any
         from_email=settings.NEWSLETTER_FROM_EMAIL,
         headers=headers,
         subscription_ids=[subscription.pk],
+    )
+
+
+_PRIVACY_ACTIONS = {
+    OutboundEmail.Kind.PRIVACY_EXPORT: "export",
+    OutboundEmail.Kind.PRIVACY_ERASURE: "erase",
+}
+
+
+def _privacy_message(outbound: OutboundEmail) -> AnymailMessage:
+    action = _PRIVACY_ACTIONS[outbound.kind]
+    token = privacy_token.make_token(outbound.subscriber_id, action)
+    context = {
+        "site_name": settings.SITE_NAME,
+        "erase": action == "erase",
+        "link": absolute_url(reverse("subscriptions:privacy", args=[token])),
+        "hours": settings.PRIVACY_LINK_MAX_AGE_HOURS,
+    }
+    # Transactional: a reply to the reader's own request.
+    return _message(
+        outbound,
+        template="privacy",
+        context=context,
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        headers={},
+        subscription_ids=[],
     )
 
 

@@ -19,3 +19,7 @@ class UnknownNewsletter(Exception):
     def __init__(self, slugs: list[str]) -> None:
         super().__init__(", ".join(slugs))
         self.slugs = slugs
+
+
+class AddressErased(Exception):
+    """The person asked for their data to be erased; only they may sign up again."""

@@ -13,7 +13,8 @@ EDITORS_GROUP = "newsletter editors"
 
 EDITOR_PERMISSIONS: dict[str, tuple[str, ...]] = {
     "newsletter": ("view", "add", "change"),
-    "subscriber": ("view", "change"),  # change: the resend and unsubscribe actions
+    # change: the resend and unsubscribe actions; erase: privacy requests
+    "subscriber": ("view", "change", "erase"),
     "subscription": ("view", "add", "change"),
     "subscriptionevent": ("view",),
     "consentrecord": ("view",),

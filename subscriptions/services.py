@@ -17,6 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from subscriptions import outbox, suppression
+from subscriptions.exceptions import AddressErased
 from subscriptions.models import (
     ConsentRecord,
     Newsletter,
@@ -89,7 +90,13 @@ def add_by_editor(
 ) -> SignupResult:
     """An editor adds an address. Pending sends the usual confirmation email; active
     skips it, records the editor's stated consent basis as the proof, and sends no
-    welcome email (such lists usually move over from another system)."""
+    welcome email (such lists usually move over from another system).
+
+    Raises `AddressErased` for a person who asked to be erased: they may come back by
+    signing up themselves, but nobody adds them for them.
+    """
+    if suppression.is_erased(normalize_email(email)):
+        raise AddressErased
     return _sign_up(
         email=email,
         newsletters=newsletters,
@@ -177,6 +184,7 @@ def confirm_subscriptions(*, claim: ConfirmationClaim, consent: ConsentContext) 
             ):
                 change_status(subscription, Status.ACTIVE, Event.CONFIRMED, "reader", now)
                 record_consent(subscription, ConsentRecord.Kind.CONFIRMATION, consent, now)
+                suppression.lift_erasure(subscription.subscriber.email)
                 _queue_welcome_email(subscription, now=now)
                 result.confirmed.append(subscription)
             else:
@@ -332,7 +340,7 @@ def _queue_confirmation_email(
     the next email the reader gets. Called with the subscriber row locked, so the
     counts below cannot race.
     """
-    if suppression.is_suppressed(subscriber.email):
+    if suppression.is_suppressed(subscriber.email, confirmation=True):
         _log_not_sent(subscriptions, Event.EMAIL_SUPPRESSED, actor, now, {"kind": "confirmation"})
         return None
     recent = OutboundEmail.objects.filter(

@@ -37,12 +37,41 @@ def _in_force(email: str) -> Q:
     return Q(email_ci=Lower(Value(email)), lifted_at__isnull=True)
 
 
-def is_suppressed(email: str) -> bool:
-    """Whether the address gets no mail: suppressed as itself, or erased."""
-    return (
-        SuppressedAddress.objects.alias(email_ci=Lower("email"))
-        .filter(_in_force(email) | Q(email_hash=address_hash(email), lifted_at__isnull=True))
-        .exists()
+def is_suppressed(email: str, *, confirmation: bool = False) -> bool:
+    """Whether the address gets no mail: suppressed as itself, or erased.
+
+    `confirmation`: for a confirmation email the reader asked for by signing up again.
+    An erasure keeps imports and editors from re-adding a person silently, but the
+    person may come back by themselves: double opt-in is their consent, and
+    confirming lifts the erasure's entry (`lift_erasure`). A bounce or a complaint
+    still blocks even that.
+    """
+    entries = SuppressedAddress.objects.alias(email_ci=Lower("email")).filter(
+        _in_force(email) | Q(email_hash=address_hash(email), lifted_at__isnull=True)
+    )
+    if confirmation:
+        entries = entries.exclude(reason=SuppressedAddress.Reason.ERASED)
+    return entries.exists()
+
+
+def is_erased(email: str) -> bool:
+    """Whether the person behind this address asked for their data to be erased: only
+    an erasure leaves an entry that holds the hash alone."""
+    return SuppressedAddress.objects.filter(
+        email="", email_hash=address_hash(email), lifted_at__isnull=True
+    ).exists()
+
+
+def lift_erasure(email: str) -> int:
+    """The person confirmed a new sign-up: their erasure no longer blocks mail."""
+    return SuppressedAddress.objects.filter(
+        email_hash=address_hash(email),
+        reason=SuppressedAddress.Reason.ERASED,
+        lifted_at__isnull=True,
+    ).update(
+        lifted_at=timezone.now(),
+        lifted_by="reader",
+        lift_reason="Signed up and confirmed again after an erasure.",
     )
 
 

@@ -15,9 +15,11 @@ from subscriptions import (
     insight,
     milestones,
     outbox,
+    privacy,
     suppression,
 )
 from subscriptions.imports import jobs as import_jobs
+from subscriptions.models import OutboundEmail
 from subscriptions.retry_policy import is_permanent_failure, retry_countdown
 
 logger = logging.getLogger(__name__)
@@ -35,7 +37,8 @@ def _send(task, outbound_email_id: int) -> str:
     outbound = outbox.claim(outbound_email_id, task_id=task.request.id or "")
     if outbound is None:
         return "skipped"
-    if suppression.is_suppressed(outbound.to_email):
+    confirmation = outbound.kind == OutboundEmail.Kind.CONFIRMATION
+    if suppression.is_suppressed(outbound.to_email, confirmation=confirmation):
         outbox.mark_suppressed(outbound)
         return "suppressed"
     try:
@@ -107,3 +110,9 @@ def run_subscriber_import(import_id: int) -> str:
 def take_newsletter_snapshots() -> int:
     """Today's counts per newsletter, for the dashboard's growth chart."""
     return insight.take_snapshots()
+
+
+@shared_task
+def expire_unconfirmed_subscriptions() -> int:
+    """Remove sign-ups never confirmed after PENDING_EXPIRY_DAYS."""
+    return privacy.expire_unconfirmed()

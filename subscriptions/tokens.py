@@ -82,6 +82,36 @@ class PreferencesToken(_IdToken):
     key_salt = "subscriptions.tokens.preferences"
 
 
+@dataclass(frozen=True)
+class PrivacyClaim:
+    subscriber_id: int
+    action: str
+
+
+class PrivacyToken:
+    """A reader's request to download or delete their data, confirmed from their
+    inbox. Short-lived; an erasure link dies with the subscriber it names."""
+
+    key_salt = "subscriptions.tokens.privacy"
+
+    def make_token(self, subscriber_id: int, action: str) -> str:
+        payload = {"s": subscriber_id, "a": action, "t": int(_now().timestamp())}
+        return signing.dumps(payload, salt=self.key_salt, compress=True)
+
+    def read_token(self, token: str) -> PrivacyClaim:
+        """The claim, or `TokenInvalid` / `TokenExpired`."""
+        try:
+            payload = signing.loads(token, salt=self.key_salt)
+            claim = PrivacyClaim(subscriber_id=int(payload["s"]), action=str(payload["a"]))
+            issued_at = datetime.fromtimestamp(int(payload["t"]), tz=UTC)
+        except (signing.BadSignature, KeyError, TypeError, ValueError) as exc:
+            raise TokenInvalid from exc
+        if _now() - issued_at > timedelta(hours=settings.PRIVACY_LINK_MAX_AGE_HOURS):
+            raise TokenExpired(claim)
+        return claim
+
+
 confirmation_token = ConfirmationToken()
+privacy_token = PrivacyToken()
 unsubscribe_token = UnsubscribeToken()
 preferences_token = PreferencesToken()

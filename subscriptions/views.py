@@ -1,19 +1,25 @@
 """Reader-facing pages. Thin: parse the request, call a service, render a page."""
 
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from subscriptions import ratelimit, selectors, services
+from subscriptions import privacy, ratelimit, selectors, services
 from subscriptions.client import client_ip, client_network, consent_from_request
 from subscriptions.exceptions import TokenExpired, TokenInvalid
 from subscriptions.forms import PreferencesForm, SignupForm
 from subscriptions.middleware import checks_form_body
 from subscriptions.models import Newsletter, Subscriber, Subscription
+from subscriptions.privacy import PrivacyAction
 from subscriptions.ratelimit import RateLimited
-from subscriptions.tokens import confirmation_token, preferences_token, unsubscribe_token
+from subscriptions.tokens import (
+    confirmation_token,
+    preferences_token,
+    privacy_token,
+    unsubscribe_token,
+)
 from subscriptions.transitions import confirmation_prompt
 from subscriptions.validation import canonical_mailbox
 
@@ -194,5 +200,53 @@ def preferences(request: HttpRequest, token: str) -> HttpResponse:
             "rows": [(n, s, s is not None and s.status in active) for n, s in rows],
             "token": token,
             "saved": saved,
+            "privacy_sent": request.GET.get("privacy") == "sent",
         },
     )
+
+
+@require_POST
+def privacy_request(request: HttpRequest, token: str) -> HttpResponse:
+    """From the preferences page: mail a link that confirms the download or deletion."""
+    try:
+        subscriber_id = preferences_token.read_token(token)
+    except TokenInvalid:
+        return render(request, "subscriptions/token_invalid.html", status=400)
+    action = request.POST.get("action")
+    if action not in (PrivacyAction.EXPORT, PrivacyAction.ERASE):
+        return render(request, "subscriptions/token_invalid.html", status=400)
+    if not Subscriber.objects.filter(pk=subscriber_id).exists():
+        return render(request, "subscriptions/token_invalid.html", status=400)
+    # The same answer whether or not today's cap let the email go.
+    privacy.request_by_email(subscriber_id=subscriber_id, action=action)
+    return HttpResponseRedirect(
+        reverse("subscriptions:preferences", args=[token]) + "?privacy=sent"
+    )
+
+
+@require_http_methods(["GET", "POST"])
+def privacy_confirm(request: HttpRequest, token: str) -> HttpResponse:
+    """The link from the email: GET shows what will happen (mail scanners follow
+    links), POST does it."""
+    try:
+        claim = privacy_token.read_token(token)
+    except TokenExpired:
+        return render(request, "subscriptions/privacy_expired.html", status=410)
+    except TokenInvalid:
+        return render(request, "subscriptions/token_invalid.html", status=400)
+    subscriber = Subscriber.objects.filter(pk=claim.subscriber_id).first()
+    if subscriber is None or claim.action not in (PrivacyAction.EXPORT, PrivacyAction.ERASE):
+        return render(request, "subscriptions/token_invalid.html", status=400)
+    if request.method == "GET":
+        return render(
+            request,
+            "subscriptions/privacy_confirm.html",
+            {"erase": claim.action == PrivacyAction.ERASE, "token": token},
+        )
+    if claim.action == PrivacyAction.EXPORT:
+        data = privacy.export_data(subscriber_id=subscriber.pk, actor="reader")
+        response = JsonResponse(data, json_dumps_params={"indent": 2})
+        response["Content-Disposition"] = 'attachment; filename="my-newsletter-data.json"'
+        return response
+    privacy.erase(subscriber_id=subscriber.pk, actor="reader")
+    return render(request, "subscriptions/privacy_erased.html")

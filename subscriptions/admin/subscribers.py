@@ -7,14 +7,16 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.db.models.functions import Lower
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
-from django.urls import reverse
+from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from subscriptions import exports, services
+from subscriptions import exports, privacy, services
 from subscriptions.admin.common import ReadOnlyAdmin, ReadOnlyInline, actor
 from subscriptions.admin.paging import LargeListMixin
+from subscriptions.exceptions import AddressErased
 from subscriptions.models import (
     ConsentRecord,
     Newsletter,
@@ -107,9 +109,48 @@ class SubscriberAdmin(AddressSearchMixin, LargeListMixin, admin.ModelAdmin):
     # Newest first by id, which the primary key's index serves (created_at has none).
     ordering = ["-pk"]
 
+    change_form_template = "admin/subscriptions/subscriber/change_form.html"
+
     def has_add_permission(self, request: HttpRequest) -> bool:
         # Editors add people through "Add subscription", which records consent.
         return False
+
+    def get_urls(self) -> list:
+        view = self.admin_site.admin_view
+        return [
+            path("<int:pk>/data/", view(self.data_view), name="subscriptions_subscriber_data"),
+            path("<int:pk>/erase/", view(self.erase_view), name="subscriptions_subscriber_erase"),
+            *super().get_urls(),
+        ]
+
+    def data_view(self, request: HttpRequest, pk: int) -> JsonResponse:
+        """A privacy request: everything we hold about the person, as JSON."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        get_object_or_404(Subscriber, pk=pk)
+        data = privacy.export_data(subscriber_id=pk, actor=actor(request))
+        response = JsonResponse(data, json_dumps_params={"indent": 2})
+        response["Content-Disposition"] = f'attachment; filename="subscriber-{pk}.json"'
+        return response
+
+    def erase_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """A privacy request: erase the person's data, after a confirmation page."""
+        if not request.user.has_perm("subscriptions.erase_subscriber"):
+            raise PermissionDenied
+        subscriber = get_object_or_404(Subscriber, pk=pk)
+        if request.method == "POST":
+            privacy.erase(subscriber_id=pk, actor=actor(request))
+            self.message_user(
+                request, "The subscriber's personal data is erased.", messages.SUCCESS
+            )
+            return HttpResponseRedirect(reverse("admin:subscriptions_subscriber_changelist"))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Erase this subscriber's personal data?",
+            "subscriber": subscriber,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/subscriptions/erase_subscriber.html", context)
 
     @admin.display(description="Event log")
     def event_log(self, obj: Subscriber) -> str:
@@ -245,15 +286,23 @@ class SubscriptionAdmin(AddressSearchMixin, LargeListMixin, admin.ModelAdmin):
         form = EditorAddForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
             data = form.cleaned_data
-            services.add_by_editor(
-                email=data["email"],
-                newsletters=list(data["newsletters"]),
-                actor=actor(request),
-                consent_basis=data["consent_basis"],
-                activate=data["status"] == Subscription.Status.ACTIVE,
-            )
-            self.message_user(request, f"Added {data['email']}.", messages.SUCCESS)
-            return HttpResponseRedirect(reverse("admin:subscriptions_subscription_changelist"))
+            try:
+                services.add_by_editor(
+                    email=data["email"],
+                    newsletters=list(data["newsletters"]),
+                    actor=actor(request),
+                    consent_basis=data["consent_basis"],
+                    activate=data["status"] == Subscription.Status.ACTIVE,
+                )
+            except AddressErased:
+                form.add_error(
+                    "email",
+                    "This person asked for their data to be erased. They can sign up "
+                    "again themselves; nobody can add them for them.",
+                )
+            else:
+                self.message_user(request, f"Added {data['email']}.", messages.SUCCESS)
+                return HttpResponseRedirect(reverse("admin:subscriptions_subscription_changelist"))
         context = {
             **self.admin_site.each_context(request),
             "title": "Add subscription",

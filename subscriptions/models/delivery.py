@@ -16,6 +16,8 @@ class OutboundEmail(models.Model):
         CONFIRMATION = "confirmation", "Confirmation"
         WELCOME = "welcome", "Welcome"
         MILESTONE = "milestone", "Membership milestone (to editors)"
+        PRIVACY_EXPORT = "privacy_export", "Link to download one's data"
+        PRIVACY_ERASURE = "privacy_erasure", "Link to delete one's data"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"

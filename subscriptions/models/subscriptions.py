@@ -59,6 +59,7 @@ class Subscriber(models.Model):
         constraints = [
             models.UniqueConstraint(Lower("email"), name="subscriber_email_ci_unique"),
         ]
+        permissions = [("erase_subscriber", "Can erase a subscriber's personal data")]
 
     def __str__(self) -> str:
         return self.email

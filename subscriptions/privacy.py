@@ -1,0 +1,242 @@
+"""Privacy requests: everything we hold about a subscriber, as JSON; erasing it; and the
+reader asking for either by email link. Also the removal of sign-ups never confirmed.
+
+Erasure deletes the person's rows everywhere an address or an IP is kept (the
+subscriber with its subscriptions, consent records and event log, their emails in the
+outbox, the ESP's delivery events, the admin's change history of them) and scrubs
+their address from member records; what stays is the hash of the address on the
+suppression list, so the address gets no mail and a later import skips it, and a
+privacy event that holds only that hash.
+"""
+
+import logging
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.contrib.admin.models import LogEntry
+from django.contrib.contenttypes.models import ContentType
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from subscriptions import suppression
+from subscriptions.models import (
+    DeliveryEvent,
+    Member,
+    OutboundEmail,
+    PrivacyEvent,
+    Subscriber,
+    Subscription,
+    SuppressedAddress,
+)
+from subscriptions.transitions import lock_subscribers
+
+logger = logging.getLogger(__name__)
+Kind = PrivacyEvent.Kind
+
+
+class PrivacyAction:
+    EXPORT = "export"
+    ERASE = "erase"
+
+
+def subscriber_data(subscriber: Subscriber) -> dict:
+    """All we hold about the person behind this subscriber, as plain JSON values."""
+    email = subscriber.email
+    digest = suppression.address_hash(email)
+    subscriptions = subscriber.subscriptions.select_related("newsletter").prefetch_related(
+        "consent_records", "events"
+    )
+    return {
+        "exported_at": _iso(timezone.now()),
+        "subscriber": {
+            "email": email,
+            "name": subscriber.name,
+            "attributes": subscriber.attributes,
+            "created_at": _iso(subscriber.created_at),
+        },
+        "subscriptions": [
+            {
+                "newsletter": s.newsletter.name,
+                "status": s.status,
+                "source": s.source,
+                "created_at": _iso(s.created_at),
+                "confirmed_at": _iso(s.confirmed_at),
+                "unsubscribed_at": _iso(s.unsubscribed_at),
+                "bounced_at": _iso(s.bounced_at),
+                "complained_at": _iso(s.complained_at),
+                "consent_records": [
+                    {
+                        "kind": c.kind,
+                        "at": _iso(c.at),
+                        "ip_address": c.ip_address,
+                        "user_agent": c.user_agent,
+                        "page_url": c.page_url,
+                        "consent_text": c.consent_text,
+                    }
+                    for c in s.consent_records.all()
+                ],
+                "events": [
+                    {
+                        "kind": e.kind,
+                        "from_status": e.from_status,
+                        "to_status": e.to_status,
+                        "actor": e.actor,
+                        "at": _iso(e.at),
+                    }
+                    for e in s.events.all()
+                ],
+            }
+            for s in subscriptions
+        ],
+        "emails": [
+            {"kind": kind, "status": status, "queued_at": _iso(at), "sent_at": _iso(sent)}
+            for kind, status, at, sent in OutboundEmail.objects.filter(
+                subscriber=subscriber
+            ).values_list("kind", "status", "created_at", "sent_at")
+        ],
+        "delivery_events": [
+            {"esp": esp, "kind": kind, "at": _iso(at), "description": description}
+            for esp, kind, at, description in DeliveryEvent.objects.filter(
+                recipient__iexact=email
+            ).values_list("esp", "kind", "occurred_at", "description")
+        ],
+        "suppression": [
+            {"reason": reason, "since": _iso(at), "lifted_at": _iso(lifted)}
+            for reason, at, lifted in SuppressedAddress.objects.filter(
+                Q(email__iexact=email) | Q(email_hash=digest)
+            ).values_list("reason", "created_at", "lifted_at")
+        ],
+        "memberships": [
+            {
+                "status": status,
+                "tier": tier,
+                "amount": str(amount) if amount is not None else None,
+                "currency": currency,
+                "started_at": _iso(started),
+                "ended_at": _iso(ended),
+            }
+            for status, tier, amount, currency, started, ended in Member.objects.filter(
+                email__iexact=email
+            ).values_list("status", "tier", "amount", "currency", "started_at", "ended_at")
+        ],
+        "privacy_requests": [
+            {"kind": kind, "by": actor, "at": _iso(at)}
+            for kind, actor, at in PrivacyEvent.objects.filter(email_hash=digest).values_list(
+                "kind", "actor", "at"
+            )
+        ],
+    }
+
+
+def export_data(*, subscriber_id: int, actor: str) -> dict:
+    """The subscriber's data, with the export recorded."""
+    with transaction.atomic():
+        subscriber = Subscriber.objects.get(pk=subscriber_id)
+        data = subscriber_data(subscriber)
+        _record(subscriber, Kind.EXPORTED, actor)
+    return data
+
+
+def erase(*, subscriber_id: int, actor: str) -> bool:
+    """Erase the subscriber's personal data; returns whether there was anything to erase."""
+    with transaction.atomic():
+        locked = lock_subscribers({subscriber_id})
+        if not locked:
+            return False
+        (subscriber,) = locked
+        email = subscriber.email
+        digest = suppression.address_hash(email)
+        suppression.erase(email, actor=actor)
+        DeliveryEvent.objects.filter(recipient__iexact=email).delete()
+        OutboundEmail.objects.filter(to_email__iexact=email).delete()
+        Member.objects.filter(email__iexact=email).update(email="", name="")
+        _forget_admin_history(subscriber)
+        PrivacyEvent.objects.create(
+            subscriber=None,
+            email_hash=digest,
+            kind=Kind.ERASED,
+            actor=actor[:200],
+            at=timezone.now(),
+        )
+        subscriber.delete()
+    logger.info("erased a subscriber's personal data at the request of %s", actor)
+    return True
+
+
+def _forget_admin_history(subscriber: Subscriber) -> None:
+    """The admin's change history names objects by their str(), an address here."""
+    subscription_ids = [str(pk) for pk in subscriber.subscriptions.values_list("pk", flat=True)]
+    types = ContentType.objects.get_for_models(Subscriber, Subscription)
+    LogEntry.objects.filter(
+        Q(content_type=types[Subscriber], object_id=str(subscriber.pk))
+        | Q(content_type=types[Subscription], object_id__in=subscription_ids)
+    ).delete()
+
+
+def request_by_email(*, subscriber_id: int, action: str, now: datetime | None = None) -> bool:
+    """The reader asked, from the preferences page: mail a confirmation link to the
+    address, so only its owner can export or erase. Capped per day; returns whether an
+    email was queued."""
+    from subscriptions import outbox
+
+    now = now or timezone.now()
+    kind = {
+        PrivacyAction.EXPORT: OutboundEmail.Kind.PRIVACY_EXPORT,
+        PrivacyAction.ERASE: OutboundEmail.Kind.PRIVACY_ERASURE,
+    }[action]
+    with transaction.atomic():
+        (subscriber,) = lock_subscribers({subscriber_id})
+        sent_today = OutboundEmail.objects.filter(
+            subscriber=subscriber,
+            kind__in=[OutboundEmail.Kind.PRIVACY_EXPORT, OutboundEmail.Kind.PRIVACY_ERASURE],
+            created_at__gte=now - timedelta(days=1),
+        ).count()
+        if sent_today >= settings.PRIVACY_EMAILS_PER_DAY:
+            return False
+        outbox.queue_email(kind=kind, subscriber=subscriber, subscriptions=[], now=now)
+        requested = (
+            Kind.EXPORT_REQUESTED if action == PrivacyAction.EXPORT else (Kind.ERASURE_REQUESTED)
+        )
+        _record(subscriber, requested, "reader")
+    return True
+
+
+def expire_unconfirmed(*, now: datetime | None = None) -> int:
+    """Remove pending subscriptions never confirmed after PENDING_EXPIRY_DAYS, and the
+    subscribers they leave with nothing (data kept no longer than needed). Returns the
+    subscriptions removed."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(days=settings.PENDING_EXPIRY_DAYS)
+    removed = 0
+    while True:
+        with transaction.atomic():
+            batch = list(
+                Subscription.objects.filter(
+                    status=Subscription.Status.PENDING, pending_since__lt=cutoff
+                ).values_list("pk", "subscriber_id")[:1000]
+            )
+            if not batch:
+                return removed
+            Subscription.objects.filter(pk__in=[pk for pk, _ in batch]).delete()
+            _remove_empty_subscribers({subscriber_id for _, subscriber_id in batch})
+        removed += len(batch)
+
+
+def _remove_empty_subscribers(subscriber_ids: Iterable[int]) -> None:
+    Subscriber.objects.filter(pk__in=list(subscriber_ids), subscriptions__isnull=True).delete()
+
+
+def _record(subscriber: Subscriber, kind: str, actor: str) -> None:
+    PrivacyEvent.objects.create(
+        subscriber=subscriber,
+        email_hash=suppression.address_hash(subscriber.email),
+        kind=kind,
+        actor=actor[:200],
+        at=timezone.now(),
+    )
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None

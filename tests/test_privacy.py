@@ -1,0 +1,316 @@
+"""Privacy requests: a subscriber's data as JSON and its erasure, from the admin or by
+the reader through an emailed link; erasure leaves the address nowhere but as a hash,
+which keeps it from being re-added by anyone but the person; unconfirmed sign-ups go
+after 30 days."""
+
+import io
+import json
+import re
+from datetime import timedelta
+
+import pytest
+from django.apps import apps
+from django.contrib.admin.models import CHANGE, LogEntry
+from django.core import mail
+from django.core.management import call_command
+from django.db import models
+from django.urls import reverse
+from django.utils import timezone
+
+from subscriptions import privacy, services, suppression, tokens
+from subscriptions.exceptions import AddressErased
+from subscriptions.imports import jobs
+from subscriptions.models import (
+    ConsentRecord,
+    DeliveryEvent,
+    Member,
+    OutboundEmail,
+    PrivacyEvent,
+    Subscriber,
+    Subscription,
+    SuppressedAddress,
+)
+from subscriptions.tokens import confirmation_token, preferences_token, privacy_token
+from tests.factories import NewsletterFactory
+
+pytestmark = pytest.mark.django_db
+ANN, ANN_IP = "Ann.Reader@example.org", "203.0.113.77"
+
+
+def sign_up(email: str, newsletters, *, ip: str = "192.0.2.1", confirm: bool = True):
+    result = services.subscribe(
+        email=email,
+        newsletters=newsletters,
+        source="form",
+        consent=services.ConsentContext(
+            ip_address=ip, user_agent="Test/1.0", page_url=f"https://x/?who={email}"
+        ),
+    )
+    if confirm:
+        claim = confirmation_token.read_token(confirmation_token.make_token(result.pending_ids))
+        services.confirm_subscriptions(claim=claim, consent=services.ConsentContext(ip_address=ip))
+    return Subscriber.objects.get(pk=result.subscriber_id)
+
+
+@pytest.fixture
+def ann(django_capture_on_commit_callbacks, admin_user) -> Subscriber:
+    """A subscriber with something in every table that can hold an address or an IP."""
+    first, second = NewsletterFactory(), NewsletterFactory()
+    with django_capture_on_commit_callbacks(execute=True):
+        subscriber = sign_up(ANN, [first, second], ip=ANN_IP)
+    outbound = OutboundEmail.objects.filter(subscriber=subscriber).first()
+    DeliveryEvent.objects.create(
+        esp="Postmark",
+        event_id="e1",
+        kind=DeliveryEvent.Kind.SOFT_BOUNCE,
+        recipient=ANN.lower(),
+        occurred_at=timezone.now(),
+        received_at=timezone.now(),
+        outbound_email=outbound,
+        description=f"Mailbox full for {ANN}",
+        mta_response=f"452 {ANN} over quota",
+    )
+    Member.objects.create(email=ANN, name="Ann Reader", status="active", source="admin")
+    LogEntry.objects.log_actions(admin_user.pk, [subscriber], CHANGE, change_message="edited")
+    return subscriber
+
+
+def dump() -> str:
+    out = io.StringIO()
+    call_command("dumpdata", "subscriptions", "admin", stdout=out)
+    return out.getvalue().lower()
+
+
+def test_erasure_leaves_the_address_and_ip_nowhere_but_keeps_others(ann) -> None:
+    suppression.suppress(email=ANN, reason=SuppressedAddress.Reason.MANUAL, note=f"asked: {ANN}")
+    bob = sign_up("bob@example.org", [NewsletterFactory()], ip="198.51.100.2")
+    assert ANN.lower() in dump() and ANN_IP in dump()
+
+    assert privacy.erase(subscriber_id=ann.pk, actor="admin:ed") is True
+
+    everything = dump()
+    assert ANN.lower() not in everything
+    assert ANN_IP not in everything
+    assert "bob@example.org" in everything and "198.51.100.2" in everything
+    # And field by field, in every model with an address or an IP field.
+    for model in apps.get_app_config("subscriptions").get_models():
+        for model_field in model._meta.get_fields():
+            if isinstance(model_field, models.EmailField | models.GenericIPAddressField):
+                values = {
+                    str(v).lower() for v in model.objects.values_list(model_field.name, flat=True)
+                }
+                assert not values & {ANN.lower(), ANN_IP}, f"{model.__name__}.{model_field.name}"
+    assert Subscriber.objects.filter(pk=bob.pk).exists()
+    erased = PrivacyEvent.objects.get(kind=PrivacyEvent.Kind.ERASED)
+    assert (erased.actor, erased.email_hash) == ("admin:ed", suppression.address_hash(ANN))
+    assert Member.objects.get().status == "active"  # still counted, no longer named
+
+
+def test_an_erased_address_is_not_re_added_by_an_import_or_an_editor(
+    ann, tmp_path, settings
+) -> None:
+    settings.IMPORT_DIR = tmp_path
+    newsletter = NewsletterFactory()
+    privacy.erase(subscriber_id=ann.pk, actor="reader")
+    path = tmp_path / "list.csv"
+    path.write_text(f"email\n{ANN.upper()}\n")
+
+    job = jobs.start_import(
+        newsletter=newsletter,
+        target_status="active",
+        consent_basis="old",
+        file_path=path,
+        original_name="list.csv",
+        actor="t",
+        enqueue=False,
+    )
+    job = jobs.run_import(job.pk)
+
+    assert (job.added, job.suppressed) == (0, 1)
+    with pytest.raises(AddressErased):
+        services.add_by_editor(
+            email=ANN,
+            newsletters=[newsletter],
+            actor="admin:ed",
+            consent_basis="met at a fair",
+            activate=True,
+        )
+    assert not Subscriber.objects.filter(email__iexact=ANN).exists()
+
+
+def test_an_erased_person_may_sign_up_again_themselves(
+    ann, django_capture_on_commit_callbacks
+) -> None:
+    newsletter = NewsletterFactory()
+    privacy.erase(subscriber_id=ann.pk, actor="reader")
+    mail.outbox.clear()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        subscriber = sign_up(ANN, [newsletter], confirm=True)
+
+    assert [m.metadata["message_type"] for m in mail.outbox] == ["confirmation", "welcome"]
+    assert Subscription.objects.get(subscriber=subscriber).status == "active"
+    assert not suppression.is_erased(ANN)
+
+
+def test_the_data_export_holds_everything_and_is_recorded(ann) -> None:
+    data = privacy.export_data(subscriber_id=ann.pk, actor="reader")
+
+    assert data["subscriber"]["email"] == ANN
+    assert len(data["subscriptions"]) == 2
+    consent = data["subscriptions"][0]["consent_records"]
+    assert {c["kind"] for c in consent} == {"signup", "confirmation"}
+    assert consent[0]["ip_address"] == ANN_IP
+    assert {e["kind"] for e in data["subscriptions"][0]["events"]} >= {"subscribed", "confirmed"}
+    assert {e["kind"] for e in data["emails"]} == {"confirmation", "welcome"}
+    assert data["delivery_events"][0]["kind"] == "soft_bounce"
+    assert data["suppression"] == []
+    assert data["memberships"][0]["status"] == "active"
+    json.dumps(data)  # plain JSON values only
+    assert PrivacyEvent.objects.filter(subscriber=ann, kind=PrivacyEvent.Kind.EXPORTED).exists()
+
+
+# --- the admin ---------------------------------------------------------------------------
+
+
+def test_an_editor_downloads_the_data_and_erases_after_a_confirmation_page(
+    admin_client, ann
+) -> None:
+    data_url = reverse("admin:subscriptions_subscriber_data", args=[ann.pk])
+    erase_url = reverse("admin:subscriptions_subscriber_erase", args=[ann.pk])
+
+    download = admin_client.get(data_url)
+    confirm_page = admin_client.get(erase_url)
+    assert Subscriber.objects.filter(pk=ann.pk).exists()  # the page changed nothing
+    erased = admin_client.post(erase_url)
+
+    assert download["Content-Disposition"] == f'attachment; filename="subscriber-{ann.pk}.json"'
+    assert json.loads(download.content)["subscriber"]["email"] == ANN
+    assert "It cannot be undone" in confirm_page.content.decode()
+    assert erased.status_code == 302
+    assert not Subscriber.objects.filter(pk=ann.pk).exists()
+    assert PrivacyEvent.objects.get(kind=PrivacyEvent.Kind.ERASED).actor == "admin:admin"
+
+
+def test_erasing_in_the_admin_needs_the_erase_permission(client, django_user_model, ann) -> None:
+    from django.contrib.auth.models import Permission
+
+    user = django_user_model.objects.create_user("viewer", password="x" * 20, is_staff=True)
+    user.user_permissions.add(Permission.objects.get(codename="view_subscriber"))
+    client.force_login(user)
+
+    response = client.post(reverse("admin:subscriptions_subscriber_erase", args=[ann.pk]))
+
+    assert response.status_code == 403
+    assert Subscriber.objects.filter(pk=ann.pk).exists()
+
+
+# --- the reader --------------------------------------------------------------------------
+
+
+def privacy_link(message) -> str:
+    return re.search(r"https://news\.example\.org(/privacy/[^/\s]+/)", message.body).group(1)
+
+
+@pytest.mark.parametrize("action", ["export", "erase"])
+def test_a_reader_asks_from_the_preferences_page_and_confirms_from_the_email(
+    client, ann, action, django_capture_on_commit_callbacks
+) -> None:
+    preferences = reverse("subscriptions:preferences", args=[preferences_token.make_token(ann.pk)])
+    mail.outbox.clear()
+    page = client.get(preferences).content.decode()
+    assert "Download my data" in page and "Delete my data" in page
+
+    with django_capture_on_commit_callbacks(execute=True):
+        asked = client.post(f"{preferences}privacy/", {"action": action})
+    (message,) = mail.outbox
+    link = privacy_link(message)
+    confirmation_page = client.get(asked["Location"]).content.decode()
+    shown = client.get(link)
+    assert Subscriber.objects.filter(pk=ann.pk).exists()  # a GET changes nothing
+    done = client.post(link)
+
+    assert asked.status_code == 302
+    assert "We've sent you an email to confirm" in confirmation_page
+    assert message.to == [ANN]
+    assert "List-Unsubscribe" not in message.extra_headers
+    assert shown.status_code == 200
+    if action == "export":
+        assert done["Content-Disposition"] == 'attachment; filename="my-newsletter-data.json"'
+        assert json.loads(done.content)["subscriber"]["email"] == ANN
+    else:
+        assert "Your data is deleted" in done.content.decode()
+        assert not Subscriber.objects.filter(email__iexact=ANN).exists()
+        assert client.get(link).status_code == 400  # the link died with the data
+
+
+def test_privacy_emails_are_capped_per_day_and_the_answer_stays_the_same(
+    client, ann, settings, django_capture_on_commit_callbacks
+) -> None:
+    preferences = reverse("subscriptions:preferences", args=[preferences_token.make_token(ann.pk)])
+    mail.outbox.clear()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        answers = [
+            client.post(f"{preferences}privacy/", {"action": "export"}).status_code
+            for _ in range(settings.PRIVACY_EMAILS_PER_DAY + 2)
+        ]
+
+    assert set(answers) == {302}
+    assert len(mail.outbox) == settings.PRIVACY_EMAILS_PER_DAY
+
+
+def test_a_privacy_link_expires_and_other_tokens_do_not_open_it(client, ann, monkeypatch) -> None:
+    link = reverse("subscriptions:privacy", args=[privacy_token.make_token(ann.pk, "erase")])
+    later = timezone.now() + timedelta(hours=25)
+    monkeypatch.setattr(tokens, "_now", lambda: later)
+
+    expired = client.post(link)
+    monkeypatch.undo()
+    borrowed = client.post(
+        reverse("subscriptions:privacy", args=[preferences_token.make_token(ann.pk)])
+    )
+    bad_action = client.post(
+        reverse("subscriptions:privacy", args=[privacy_token.make_token(ann.pk, "drop-table")])
+    )
+
+    assert (expired.status_code, borrowed.status_code, bad_action.status_code) == (410, 400, 400)
+    assert Subscriber.objects.filter(pk=ann.pk).exists()
+
+
+def test_an_unknown_action_from_the_preferences_page_is_refused(client, ann) -> None:
+    preferences = reverse("subscriptions:preferences", args=[preferences_token.make_token(ann.pk)])
+
+    response = client.post(f"{preferences}privacy/", {"action": "everything"})
+
+    assert response.status_code == 400
+    assert not OutboundEmail.objects.filter(kind__startswith="privacy").exists()
+
+
+# --- unconfirmed sign-ups ------------------------------------------------------------------
+
+
+def test_sign_ups_never_confirmed_after_30_days_are_removed(settings) -> None:
+    newsletter, other = NewsletterFactory(), NewsletterFactory()
+    old = sign_up("old@example.org", [newsletter], confirm=False)
+    mixed = sign_up("mixed@example.org", [other])
+    services.subscribe(
+        email="mixed@example.org",
+        newsletters=[newsletter],
+        source="form",
+        consent=services.ConsentContext(),
+    )
+    recent = sign_up("recent@example.org", [newsletter], confirm=False)
+    Subscription.objects.filter(status="pending").exclude(subscriber=recent).update(
+        pending_since=timezone.now() - timedelta(days=settings.PENDING_EXPIRY_DAYS + 1)
+    )
+
+    removed = privacy.expire_unconfirmed()
+
+    assert removed == 2
+    assert not Subscriber.objects.filter(pk=old.pk).exists()
+    assert list(Subscription.objects.filter(subscriber=mixed).values_list("status", flat=True)) == [
+        "active"
+    ]
+    assert Subscription.objects.get(subscriber=recent).status == "pending"
+    assert not ConsentRecord.objects.filter(subscription__subscriber=old).exists()
