@@ -27,10 +27,11 @@ COPY requirements.txt .
 RUN pip install --no-cache-dir -r requirements.txt
 
 # The code stays owned by root (read-only for the app user); only var/ (local outbox,
-# SQLite fallback) and staticfiles/ (collectstatic output) are writable by it.
+# SQLite fallback, imports: a named volume in compose takes this directory's owner) and
+# staticfiles/ (collectstatic output) are writable by it.
 COPY . .
-RUN mkdir -p /app/var /app/staticfiles \
-    && chown app:app /app/var /app/staticfiles
+RUN mkdir -p /app/var/imports /app/staticfiles \
+    && chown app:app /app/var /app/var/imports /app/staticfiles
 
 USER app
 

@@ -438,6 +438,7 @@ def test_an_editor_uploads_a_file_and_watches_the_import_finish(
     assert download["Content-Disposition"].startswith("attachment")
     assert b"nope" in b"".join(download.streaming_content)
     assert Path(job.file_path).name.startswith("upload-")  # never the uploader's name
+    assert not Path(job.file_path).exists()  # imported, so the copy of the list is gone
 
 
 def test_an_active_upload_without_a_consent_basis_is_refused(admin_client, newsletter) -> None:

@@ -146,7 +146,17 @@ def _run_opened(job: SubscriberImport, on_chunk: Callable | None) -> SubscriberI
         raise
     finally:
         source.close()
+    _discard_upload(job)
     return _finish(job, state=State.DONE)
+
+
+def _discard_upload(job: SubscriberImport) -> None:
+    """An uploaded file is a copy of a list of people: once it is imported it goes (the
+    report keeps the rows that were skipped). A file the command line named is the
+    operator's own and stays."""
+    path = Path(job.file_path)
+    if path.parent == Path(settings.IMPORT_DIR) and path.name.startswith("upload-"):
+        path.unlink(missing_ok=True)
 
 
 def _claim(import_id: int) -> SubscriberImport | None:

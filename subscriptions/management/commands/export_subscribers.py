@@ -26,14 +26,15 @@ class Command(BaseCommand):
         subscriptions = Subscription.objects.filter(newsletter=newsletter)
         if options["status"]:
             subscriptions = subscriptions.filter(status=options["status"])
-        rows = exports.export_rows(subscriptions)
         output: Path | None = options["output"]
-        if output is None:
-            count = exports.write_csv(rows, sys.stdout)
-        else:
-            try:
-                with output.open("w", newline="", encoding="utf-8") as target:
-                    count = exports.write_csv(rows, target)
-            except OSError as exc:
-                raise CommandError(f"Cannot write {output}: {exc.strerror}") from exc
-        self.stderr.write(f"Exported {count} subscription(s).")
+        try:
+            target = output.open("wb") if output else sys.stdout.buffer
+        except OSError as exc:
+            raise CommandError(f"Cannot write {output}: {exc.strerror}") from exc
+        try:
+            for piece in exports.csv_chunks(subscriptions):
+                target.write(piece)
+        finally:
+            if output:
+                target.close()
+        self.stderr.write(f"Exported {subscriptions.count()} subscription(s).")
