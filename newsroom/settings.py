@@ -228,6 +228,8 @@ IMPORT_DIR = Path(env.str("IMPORT_DIR", default=str(VAR_DIR / "imports")))
 IMPORT_CHUNK_ROWS = env.int("IMPORT_CHUNK_ROWS", default=20_000)
 # The pace of confirmation emails for a pending import (the rest wait in the outbox).
 IMPORT_CONFIRMATIONS_PER_MINUTE = env.int("IMPORT_CONFIRMATIONS_PER_MINUTE", default=600)
+# An import's report of skipped rows names people: it is deleted after this many days.
+IMPORT_REPORT_RETENTION_DAYS = env.int("IMPORT_REPORT_RETENTION_DAYS", default=30)
 # The largest import file the admin accepts, in bytes.
 IMPORT_MAX_UPLOAD_BYTES = env.int("IMPORT_MAX_UPLOAD_BYTES", default=1024 * 1024 * 1024)
 

@@ -114,5 +114,8 @@ def take_newsletter_snapshots() -> int:
 
 @shared_task
 def expire_unconfirmed_subscriptions() -> int:
-    """Remove sign-ups never confirmed after PENDING_EXPIRY_DAYS."""
+    """Remove sign-ups never confirmed after PENDING_EXPIRY_DAYS, and import reports
+    older than IMPORT_REPORT_RETENTION_DAYS (both hold personal data kept no longer
+    than needed)."""
+    import_jobs.discard_old_reports()
     return privacy.expire_unconfirmed()

@@ -453,3 +453,19 @@ def test_an_active_upload_without_a_consent_basis_is_refused(admin_client, newsl
     assert response.status_code == 200
     assert "Say how these people consented." in response.content.decode()
     assert not SubscriberImport.objects.exists()
+
+
+def test_reports_older_than_the_retention_are_deleted(tmp_path, newsletter, settings) -> None:
+    job = run(write_csv(tmp_path / "l.csv", [["nope", ""]]), newsletter)
+    report_file = Path(job.report_path)
+    assert report_file.exists()
+
+    kept = jobs.discard_old_reports()
+    SubscriberImport.objects.filter(pk=job.pk).update(
+        finished_at=timezone.now() - timedelta(days=settings.IMPORT_REPORT_RETENTION_DAYS + 1)
+    )
+    gone = jobs.discard_old_reports()
+
+    assert (kept, gone) == (0, 1)
+    assert not report_file.exists()
+    assert SubscriberImport.objects.get(pk=job.pk).report_path == ""

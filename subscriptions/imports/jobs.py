@@ -15,7 +15,7 @@ import sys
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
 
@@ -315,3 +315,17 @@ class ImportReport:
 
 def _by_line(rejection: Rejection) -> int:
     return rejection.line
+
+
+def discard_old_reports(*, now: datetime | None = None) -> int:
+    """Delete the skipped-row reports of imports finished more than
+    IMPORT_REPORT_RETENTION_DAYS ago: they name people. Returns how many went."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(days=settings.IMPORT_REPORT_RETENTION_DAYS)
+    old = SubscriberImport.objects.filter(finished_at__lt=cutoff).exclude(report_path="")
+    discarded = 0
+    for job in old:
+        Path(job.report_path).unlink(missing_ok=True)
+        discarded += 1
+    old.update(report_path="")
+    return discarded
