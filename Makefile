@@ -9,6 +9,12 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | 
 TEST_ENV := DEBUG=false SECRET_KEY=test-only-not-secret SITE_URL=https://news.example.org \
 	EMAIL_BACKEND=anymail.backends.test.EmailBackend
 
+# axe-core for the browser tests' accessibility checks, from the npm registry (only
+# when npm is here; without it those checks say they were skipped).
+AXE := node_modules/axe-core/axe.min.js
+NPM := $(shell command -v npm 2>/dev/null)
+BROWSER_TOOLS := $(if $(NPM),$(AXE),)
+
 .PHONY: run test lint format venv migrate clean
 
 venv: $(STAMP)
@@ -22,7 +28,11 @@ $(STAMP): requirements.txt requirements-dev.txt
 run: venv
 	bash scripts/run_dev.sh
 
-test: venv lint
+$(AXE): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+test: venv lint $(BROWSER_TOOLS)
 	$(TEST_ENV) $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: venv
@@ -34,4 +44,4 @@ format: venv
 	$(BIN)/ruff format .
 
 clean:
-	rm -rf $(VENV) var staticfiles .pytest_cache .ruff_cache
+	rm -rf $(VENV) var staticfiles .pytest_cache .ruff_cache node_modules test-artifacts

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from subscriptions import api, stripe_webhook, views
+from subscriptions import api, embeds, stripe_webhook, views
 
 app_name = "subscriptions"
 
@@ -10,6 +10,8 @@ urlpatterns = [
     path("newsletters/<slug:slug>/", views.newsletter_detail, name="newsletter_detail"),
     path("subscribe/", views.signup, name="signup"),
     path("subscribe/thanks/", views.thanks, name="thanks"),
+    path("subscribe/embed/", embeds.embed_signup, name="embed_signup"),
+    path("embed/goal/", embeds.embed_goal, name="embed_goal"),
     path("confirm/<str:token>/", views.confirm, name="confirm"),
     path("confirm/<str:token>/resend/", views.confirm_resend, name="confirm_resend"),
     path("unsubscribe/<str:token>/", views.unsubscribe, name="unsubscribe"),

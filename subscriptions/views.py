@@ -66,10 +66,16 @@ def rate_limited_message(retry_after: int) -> str:
 @require_POST
 def signup(request: HttpRequest) -> HttpResponse:
     """The no-JavaScript path: POST, then redirect to the thank-you page."""
+    return form_signup(request, require_form_token=True)
+
+
+def form_signup(request: HttpRequest, *, require_form_token: bool) -> HttpResponse:
+    """Sign up from an HTML form post: our own pages' form, or an embedded one on
+    another site (which cannot carry our signed render time)."""
     ip = client_ip(request)
     try:
         ratelimit.enforce("form-ip", client_network(ip))
-        form = SignupForm(request.POST, require_form_token=True, remote_ip=ip)
+        form = SignupForm(request.POST, require_form_token=require_form_token, remote_ip=ip)
         if not form.is_valid():
             return render(
                 request,

@@ -15,6 +15,7 @@ from subscriptions.redis_store import redis_client
 from tests.redis_server import spare_redis  # noqa: F401 - a fixture for every test file
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
+pytest_plugins = ["tests.browser_support"]
 
 
 def pytest_configure(config: pytest.Config) -> None:

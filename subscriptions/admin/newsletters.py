@@ -2,14 +2,16 @@
 
 from collections.abc import Callable
 
+from django.conf import settings
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.urls import path
+from django.utils.html import format_html_join
 
-from subscriptions import insight, selectors
+from subscriptions import embeds, insight, selectors
 from subscriptions.models import Newsletter, Subscription
 
 
@@ -28,6 +30,14 @@ class NewsletterAdmin(admin.ModelAdmin):
     prepopulated_fields = {"slug": ["name"]}
     search_fields = ["name", "slug", "host_line"]
     change_list_template = "admin/subscriptions/newsletter/change_list.html"
+    readonly_fields = ["embed_code"]
+
+    @admin.display(description="Embed code")
+    def embed_code(self, newsletter: Newsletter) -> str:
+        """Copy-paste HTML for this newsletter's sign-up box on another site."""
+        if newsletter.pk is None:
+            return "Save the newsletter first."
+        return _snippets(lambda language: embeds.signup_snippet([newsletter], language=language))
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Newsletter]:
         return selectors.newsletters_with_status_counts()
@@ -38,6 +48,11 @@ class NewsletterAdmin(admin.ModelAdmin):
                 "dashboard/",
                 self.admin_site.admin_view(self.dashboard_view),
                 name="subscriptions_dashboard",
+            ),
+            path(
+                "embeds/",
+                self.admin_site.admin_view(self.embeds_view),
+                name="subscriptions_embeds",
             ),
             *super().get_urls(),
         ]
@@ -53,6 +68,30 @@ class NewsletterAdmin(admin.ModelAdmin):
             "dashboard": insight.dashboard(),
         }
         return TemplateResponse(request, "admin/subscriptions/dashboard.html", context)
+
+    def embeds_view(self, request: HttpRequest) -> TemplateResponse:
+        """Embed code for a form with every public newsletter, and for the goal banner."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        public = list(selectors.public_newsletters())
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Embed on other sites",
+            "opts": self.model._meta,
+            "multi": _snippets(lambda language: embeds.signup_snippet(public, language=language)),
+            "goal": _snippets(lambda language: embeds.goal_snippet(language=language)),
+        }
+        return TemplateResponse(request, "admin/subscriptions/embeds.html", context)
+
+
+def _snippets(render: Callable[[str], str]) -> str:
+    """A read-only text box of the snippet per language the site speaks."""
+    return format_html_join(
+        "",
+        '<p><strong>{}</strong></p><textarea class="vLargeTextField embed-code" rows="14" '
+        'readonly aria-label="Embed code, {}">{}</textarea>',
+        ((name, name, render(code)) for code, name in settings.LANGUAGES),
+    )
 
 
 def _count_column(status: Subscription.Status) -> Callable[[NewsletterAdmin, Newsletter], int]:

@@ -64,9 +64,31 @@
     schedule();
   }
 
+  function embed(container) {
+    // On another site: fetch the banner's markup from us, then keep it live.
+    var url = container.getAttribute("data-newsroom-goal");
+    if (!url || !window.fetch) return;
+    window
+      .fetch(url, { credentials: "omit", headers: { Accept: "text/html" } })
+      .then(function (response) {
+        return response.ok ? response.text() : null;
+      })
+      .then(function (html) {
+        if (!html || !html.trim()) return;
+        container.innerHTML = html;
+        var banner = container.querySelector(".membership-banner[data-goal-api]");
+        if (banner) watch(banner);
+      })
+      .catch(function () {
+        /* Keep the link the snippet shows without us. */
+      });
+  }
+
   function start() {
     var banners = document.querySelectorAll(".membership-banner[data-goal-api]");
     for (var i = 0; i < banners.length; i += 1) watch(banners[i]);
+    var embeds = document.querySelectorAll("[data-newsroom-goal]");
+    for (var j = 0; j < embeds.length; j += 1) embed(embeds[j]);
   }
 
   if (document.readyState === "loading") {

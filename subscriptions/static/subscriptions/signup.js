@@ -11,8 +11,9 @@
 (function () {
   "use strict";
 
-  var GENERIC_ERROR = "Sorry, something went wrong. Please try again in a moment.";
-  var RATE_LIMIT_ERROR = "Too many attempts. Please wait a few minutes and try again.";
+  // The page (or the embed snippet) gives these in its own language.
+  var DEFAULT_GENERIC_ERROR = "Sorry, something went wrong. Please try again in a moment.";
+  var DEFAULT_RATE_LIMIT_ERROR = "Too many attempts. Please wait a few minutes and try again.";
 
   function firstMessage(list) {
     if (Array.isArray(list) && list.length) {
@@ -43,6 +44,8 @@
     if (!api || !window.fetch || form.getAttribute("data-enhanced") === "true") return;
     form.setAttribute("data-enhanced", "true");
 
+    var GENERIC_ERROR = form.getAttribute("data-error-generic") || DEFAULT_GENERIC_ERROR;
+    var RATE_LIMIT_ERROR = form.getAttribute("data-error-rate-limit") || DEFAULT_RATE_LIMIT_ERROR;
     var region = form.querySelector(".signup-message");
     var button = form.querySelector('button[type="submit"], input[type="submit"]');
     var emailInput = form.querySelector('[name="email"]');
@@ -207,6 +210,9 @@
         form_token: valueOf("form_token"),
         page_url: pageUrl ? pageUrl.value : window.location.href
       };
+      // The answer's language: the form's own (an embed's lang), else the browser's.
+      var language = form.getAttribute("data-lang") || valueOf("lang");
+      if (language) payload.lang = language;
       // The optional human check (Turnstile or hCaptcha) leaves its answer in the form.
       var challenge = form.querySelector('[name="cf-turnstile-response"], [name="h-captcha-response"]');
       if (challenge) payload[challenge.name] = challenge.value;
