@@ -15,7 +15,13 @@ AXE := node_modules/axe-core/axe.min.js
 NPM := $(shell command -v npm 2>/dev/null)
 BROWSER_TOOLS := $(if $(NPM),$(AXE),)
 
-.PHONY: run test lint format venv migrate clean
+# Translations: `make messages` collects the marked strings of our code and templates
+# into locale/*/LC_MESSAGES/django.po (translate there), then compiles the .mo files
+# Django reads. Both are committed; the suite checks that every string is translated.
+MESSAGE_SOURCES := --ignore='.venv/*' --ignore='node_modules/*' --ignore='var/*' \
+	--ignore='tests/*' --ignore='bench/*' --ignore='staticfiles/*' --ignore='test-artifacts/*'
+
+.PHONY: run test lint format venv migrate clean messages
 
 venv: $(STAMP)
 
@@ -38,6 +44,10 @@ test: venv lint $(BROWSER_TOOLS)
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+messages: venv
+	DEBUG=true $(BIN)/python manage.py makemessages --all --no-obsolete $(MESSAGE_SOURCES)
+	DEBUG=true $(BIN)/python manage.py compilemessages $(MESSAGE_SOURCES)
 
 format: venv
 	$(BIN)/ruff check --fix .

@@ -10,7 +10,7 @@ from django.utils.cache import patch_cache_control
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from subscriptions import goal_counter, openapi, ratelimit
+from subscriptions import goal_counter, languages, openapi, ratelimit
 from subscriptions.client import client_ip, client_network
 from subscriptions.forms import SignupForm
 from subscriptions.models import Subscription
@@ -32,22 +32,37 @@ def create_subscription(request: HttpRequest) -> JsonResponse:
     try:
         ratelimit.enforce("api-ip", client_network(ip))
         payload = _json_object(request)
-        form = SignupForm(data=payload, require_form_token=False, remote_ip=ip)
-        if not form.is_valid():
-            errors = {
-                field: [error["message"] for error in field_errors]
-                for field, field_errors in form.errors.get_json_data().items()
-            }
-            return JsonResponse({"errors": errors}, status=400)
-        ratelimit.enforce("api-email", canonical_mailbox(form.cleaned_data["email"]))
     except BadPayload as exc:
         return _error("__all__", exc.message, status=exc.status)
     except RateLimited as exc:
-        response = _error("__all__", rate_limited_message(exc.retry_after), status=429)
-        response["Retry-After"] = str(exc.retry_after)
-        return response
+        return _rate_limited(exc)
+    # The body's `lang` (the embedding page's language) wins over Accept-Language.
+    with languages.speaking(request, payload.get("lang")) as language:
+        response = _sign_up(request, payload, ip)
+    response.headers.setdefault("Content-Language", language)
+    return response
+
+
+def _sign_up(request: HttpRequest, payload: dict, ip: str | None) -> JsonResponse:
+    form = SignupForm(data=payload, require_form_token=False, remote_ip=ip)
+    if not form.is_valid():
+        errors = {
+            field: [error["message"] for error in field_errors]
+            for field, field_errors in form.errors.get_json_data().items()
+        }
+        return JsonResponse({"errors": errors}, status=400)
+    try:
+        ratelimit.enforce("api-email", canonical_mailbox(form.cleaned_data["email"]))
+    except RateLimited as exc:
+        return _rate_limited(exc)
     form.submit(request, source=Subscription.Source.API, caller_consent_text=True)
     return JsonResponse({"status": "pending", "message": SUCCESS_MESSAGE}, status=202)
+
+
+def _rate_limited(exc: RateLimited) -> JsonResponse:
+    response = _error("__all__", rate_limited_message(exc.retry_after), status=429)
+    response["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 @require_GET

@@ -1,7 +1,8 @@
 """Building messages from outbox rows: subject, plain text, HTML, headers, metadata.
 
 Rendering happens in the worker, not the request, and links are made absolute from
-SITE_URL because there is no request to build them from.
+SITE_URL because there is no request to build them from. A subscriber's email is
+written in their language, and its links open our pages in that language too.
 """
 
 from urllib.parse import urlsplit
@@ -10,7 +11,9 @@ from anymail.message import AnymailMessage
 from django.conf import settings
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils import translation
 
+from subscriptions import languages
 from subscriptions.models import MemberCount, OutboundEmail, Subscription
 from subscriptions.tokens import (
     confirmation_token,
@@ -24,14 +27,18 @@ def absolute_url(path: str) -> str:
     return f"{settings.SITE_URL}{path}"
 
 
+def reader_url(viewname: str, token: str) -> str:
+    """An absolute link to a reader's page, in the language being written in."""
+    path = reverse(viewname, args=[token])
+    return absolute_url(languages.with_language(path, translation.get_language()))
+
+
 def unsubscribe_url(subscription: Subscription) -> str:
-    token = unsubscribe_token.make_token(subscription.pk)
-    return absolute_url(reverse("subscriptions:unsubscribe", args=[token]))
+    return reader_url("subscriptions:unsubscribe", unsubscribe_token.make_token(subscription.pk))
 
 
 def preferences_url(subscriber_id: int) -> str:
-    token = preferences_token.make_token(subscriber_id)
-    return absolute_url(reverse("subscriptions:preferences", args=[token]))
+    return reader_url("subscriptions:preferences", preferences_token.make_token(subscriber_id))
 
 
 def list_id(subscription: Subscription) -> str:
@@ -42,6 +49,15 @@ def list_id(subscription: Subscription) -> str:
 
 
 def build_message(outbound: OutboundEmail) -> AnymailMessage:
+    # The editors' milestone mail has no subscriber: the site's language.
+    language = settings.LANGUAGE_CODE
+    if outbound.subscriber_id is not None:
+        language = languages.of_subscriber(outbound.subscriber.language)
+    with translation.override(language):
+        return _build_message(outbound)
+
+
+def _build_message(outbound: OutboundEmail) -> AnymailMessage:
     if outbound.kind == OutboundEmail.Kind.MILESTONE:
         return _milestone_message(outbound)
     if outbound.kind in _PRIVACY_ACTIONS:
@@ -63,7 +79,7 @@ def _confirmation_message(
     context = {
         "site_name": settings.SITE_NAME,
         "newsletters": [s.newsletter for s in subscriptions],
-        "confirm_url": absolute_url(reverse("subscriptions:confirm", args=[token])),
+        "confirm_url": reader_url("subscriptions:confirm", token),
         "max_age_days": settings.CONFIRMATION_TOKEN_MAX_AGE_DAYS,
     }
     # Transactional mail: no List-Unsubscribe, the reader has not subscribed yet.
@@ -120,7 +136,7 @@ def _privacy_message(outbound: OutboundEmail) -> AnymailMessage:
     context = {
         "site_name": settings.SITE_NAME,
         "erase": action == "erase",
-        "link": absolute_url(reverse("subscriptions:privacy", args=[token])),
+        "link": reader_url("subscriptions:privacy", token),
         "hours": settings.PRIVACY_LINK_MAX_AGE_HOURS,
     }
     # Transactional: a reply to the reader's own request.

@@ -19,9 +19,10 @@ from django.utils.cache import patch_cache_control
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from subscriptions import goal_counter
+from subscriptions import languages
 from subscriptions.middleware import checks_form_body
 from subscriptions.models import Newsletter
+from subscriptions.templatetags.membership import banner_context
 from subscriptions.transitions import DEFAULT_CONSENT_TEXT
 from subscriptions.views import form_signup
 
@@ -40,8 +41,11 @@ def signup_snippet(newsletters: Sequence[Newsletter], *, language: str = "en") -
                 "newsletters": list(newsletters),
                 "language": language,
                 "site_name": settings.SITE_NAME,
-                "consent_text": translation.gettext(DEFAULT_CONSENT_TEXT),
-                "action": absolute(reverse("subscriptions:embed_signup")),
+                "consent_text": str(DEFAULT_CONSENT_TEXT),
+                # ?lang= makes the no-JavaScript path's pages speak the embed's language.
+                "action": absolute(
+                    languages.with_language(reverse("subscriptions:embed_signup"), language)
+                ),
                 "api": absolute(reverse("subscriptions:api_create_subscription")),
                 "stylesheet": absolute(f"{settings.STATIC_URL}subscriptions/embed.css"),
                 "script": absolute(f"{settings.STATIC_URL}subscriptions/signup.js"),
@@ -56,7 +60,10 @@ def goal_snippet(*, language: str = "en") -> str:
         return render_to_string(
             "subscriptions/embed/goal_snippet.html",
             {
-                "fragment": absolute(reverse("subscriptions:embed_goal")) + f"?lang={language}",
+                "fragment": absolute(
+                    languages.with_language(reverse("subscriptions:embed_goal"), language)
+                ),
+                "language": language,
                 "membership_url": settings.MEMBERSHIP_URL,
                 "stylesheet": absolute(f"{settings.STATIC_URL}subscriptions/embed.css"),
                 "script": absolute(f"{settings.STATIC_URL}subscriptions/goal.js"),
@@ -81,12 +88,7 @@ def embed_goal(request: HttpRequest) -> HttpResponse:
     like the goal API it polls."""
     html = render_to_string(
         "subscriptions/_membership_banner.html",
-        {
-            "goal": goal_counter.read_snapshot(),
-            "membership_url": settings.MEMBERSHIP_URL,
-            "poll_seconds": settings.GOAL_POLL_SECONDS,
-            "goal_api": absolute(reverse("subscriptions:api_goal")),
-        },
+        banner_context(goal_api=absolute(reverse("subscriptions:api_goal"))),
         request=request,
     )
     response = HttpResponse(html, content_type="text/html; charset=utf-8")

@@ -3,6 +3,8 @@
 from django import forms
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest
+from django.utils import translation
+from django.utils.translation import gettext_lazy as _
 
 from subscriptions import bot_traps, selectors, services
 from subscriptions.challenges import active_challenge
@@ -18,7 +20,7 @@ from subscriptions.validation import (
 )
 
 MAX_NEWSLETTERS_PER_SIGNUP = 50
-CHOOSE_NEWSLETTER_MESSAGE = "Choose at least one newsletter."
+CHOOSE_NEWSLETTER_MESSAGE = _("Choose at least one newsletter.")
 
 
 class NewsletterSlugsField(forms.Field):
@@ -36,18 +38,20 @@ class NewsletterSlugsField(forms.Field):
             or not all(isinstance(slug, str) for slug in value)
             or len(value) > MAX_NEWSLETTERS_PER_SIGNUP
         ):
-            raise ValidationError("Send a list of newsletter slugs.", code="invalid")
+            raise ValidationError(_("Send a list of newsletter slugs."), code="invalid")
         try:
             return selectors.newsletters_open_for_signup(value)
         except UnknownNewsletter as exc:
             names = ", ".join(
                 "".join(ch for ch in slug[:100] if ch.isprintable()) for slug in exc.slugs[:5]
             )
-            raise ValidationError(f"Unknown newsletter: {names}", code="unknown") from exc
+            raise ValidationError(
+                _("Unknown newsletter: %(names)s"), code="unknown", params={"names": names}
+            ) from exc
 
 
-CHALLENGE_FAILED_MESSAGE = "Please confirm you're not a robot and try again."
-NOT_TEXT_MESSAGE = "Send this field as a string."
+CHALLENGE_FAILED_MESSAGE = _("Please confirm you're not a robot and try again.")
+NOT_TEXT_MESSAGE = _("Send this field as a string.")
 
 
 class OptionalTextField(forms.Field):
@@ -65,7 +69,11 @@ class OptionalTextField(forms.Field):
         if not isinstance(value, str):
             raise ValidationError(NOT_TEXT_MESSAGE, code="invalid")
         if self.max_length is not None and len(value) > self.max_length:
-            raise ValidationError(f"Send at most {self.max_length} characters.", code="max_length")
+            raise ValidationError(
+                _("Send at most %(limit)d characters."),
+                code="max_length",
+                params={"limit": self.max_length},
+            )
         return value
 
 
@@ -132,7 +140,8 @@ class SignupForm(forms.Form):
         """
         if self.trapped:
             return
-        consent_text = DEFAULT_CONSENT_TEXT
+        # The words in the language the reader saw them in.
+        consent_text = str(DEFAULT_CONSENT_TEXT)
         if caller_consent_text and self.cleaned_data.get("consent_text"):
             consent_text = self.cleaned_data["consent_text"]
         services.subscribe(
@@ -142,6 +151,7 @@ class SignupForm(forms.Form):
             consent=consent_from_request(
                 request, page_url=self.cleaned_data.get("page_url"), consent_text=consent_text
             ),
+            language=translation.get_language() or "",
         )
 
 

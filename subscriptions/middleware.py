@@ -16,12 +16,15 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.http.multipartparser import MultiPartParserError
 from django.shortcuts import render
+from django.utils.translation import gettext_lazy as _
 
 URLENCODED = "application/x-www-form-urlencoded"
 MULTIPART = "multipart/form-data"
-TOO_LARGE_MESSAGE = "The form was too large to send. Please sign up with just your email address."
-NOT_A_FORM_MESSAGE = "Please sign up with the form on our pages."
-NOT_UTF8_MESSAGE = "The form could not be read: it was not sent as UTF-8 text."
+TOO_LARGE_MESSAGE = _(
+    "The form was too large to send. Please sign up with just your email address."
+)
+NOT_A_FORM_MESSAGE = _("Please sign up with the form on our pages.")
+NOT_UTF8_MESSAGE = _("The form could not be read: it was not sent as UTF-8 text.")
 
 View = TypeVar("View", bound=Callable[..., HttpResponse])
 

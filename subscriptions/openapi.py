@@ -72,6 +72,11 @@ def _signup_request() -> dict[str, Any]:
                 "description": "The words your form showed the reader, kept as proof of "
                 "consent; our own wording is recorded when it is left out.",
             },
+            "lang": {
+                "description": "The reader's language (a code such as \"uk\"): the answer's "
+                "messages and the subscriber's emails use it when the site speaks it, "
+                "else Accept-Language decides. Anything else is ignored.",
+            },
             "website": {
                 "description": "Honeypot: leave it out. Any value but null or an empty "
                 "string is answered as a success, and nothing is stored.",

@@ -54,6 +54,7 @@ def subscriber_data(subscriber: Subscriber) -> dict:
             "email": email,
             "name": subscriber.name,
             "attributes": subscriber.attributes,
+            "language": subscriber.language,
             "created_at": _iso(subscriber.created_at),
         },
         "subscriptions": [

@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from subscriptions import outbox, suppression
+from subscriptions import languages, outbox, suppression
 from subscriptions.exceptions import AddressErased
 from subscriptions.models import (
     ConsentRecord,
@@ -63,11 +63,13 @@ def subscribe(
     source: str,
     consent: ConsentContext,
     actor: str = "reader",
+    language: str = "",
 ) -> SignupResult:
     """Sign an address up to newsletters; the caller answers the same whatever happened.
 
     Never downgrades an active subscription. A pending one gets a fresh confirmation
-    email unless the per-address cap says no.
+    email unless the per-address cap says no. `language` (one of LANGUAGES) becomes the
+    subscriber's: the reader's latest sign-up says which language they read.
     """
     return _sign_up(
         email=email,
@@ -77,6 +79,7 @@ def subscribe(
         consent=consent,
         consent_kind=ConsentRecord.Kind.SIGNUP,
         verified=False,
+        language=languages.supported(language) or "",
     )
 
 
@@ -119,11 +122,15 @@ def _sign_up(
     consent_kind: str,
     verified: bool,
     send_welcome: bool = True,
+    language: str = "",
 ) -> SignupResult:
     address = normalize_email(email)
     now = timezone.now()
     with transaction.atomic():
         subscriber = lock_or_create_subscriber(address)
+        if language and subscriber.language != language:
+            subscriber.language = language
+            subscriber.save(update_fields=["language"])
         existing = {
             s.newsletter_id: s
             for s in Subscription.objects.filter(subscriber=subscriber, newsletter__in=newsletters)

@@ -11,12 +11,14 @@ from datetime import datetime
 from django.db import IntegrityError, transaction
 from django.db.models import Q, Value
 from django.db.models.functions import Lower
+from django.utils.translation import gettext_lazy as _
 
 from subscriptions.models import ConsentRecord, Subscriber, Subscription, SubscriptionEvent
 
 Status = Subscription.Status
 
-DEFAULT_CONSENT_TEXT = (
+# Shown in the reader's language, and recorded in it (the words they saw).
+DEFAULT_CONSENT_TEXT = _(
     "We'll email you a link to confirm first. You can unsubscribe at any time with one "
     "click from any email."
 )
@@ -27,7 +29,7 @@ MAX_CONSENT_TEXT_LENGTH = 2000
 def confirmation_prompt(newsletter_names: list[str]) -> str:
     """The words on the confirm page, recorded with the confirmation as what the reader
     agreed to."""
-    return f"Confirm your subscription to: {', '.join(newsletter_names)}"
+    return _("Confirm your subscription to: %(names)s") % {"names": ", ".join(newsletter_names)}
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ app_name = "subscriptions"
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("language/<str:code>/", views.choose_language, name="choose_language"),
     path("newsletters/", views.newsletter_list, name="newsletter_list"),
     path("newsletters/<slug:slug>/", views.newsletter_detail, name="newsletter_detail"),
     path("subscribe/", views.signup, name="signup"),

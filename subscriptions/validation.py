@@ -14,6 +14,7 @@ import email_validator.syntax
 import idna
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
 
 # email-validator spends about half of each check on the domain (its IDNA mapping),
 # and a list of a million addresses holds a few thousand domains, so the domain check
@@ -26,8 +27,8 @@ _checker_module.validate_email_domain_name = lru_cache(maxsize=65_536)(
     email_validator.syntax.validate_email_domain_name
 )
 
-INVALID_EMAIL_MESSAGE = "Please, enter correct email address"
-REFUSED_DOMAIN_MESSAGE = "Please, use a different email address"
+INVALID_EMAIL_MESSAGE = _("Please, enter correct email address")
+REFUSED_DOMAIN_MESSAGE = _("Please, use a different email address")
 # RFC 5321 §4.5.3.1.3 limits a path to 256 octets including the angle brackets.
 MAX_EMAIL_LENGTH = 254
 

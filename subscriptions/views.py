@@ -3,10 +3,13 @@
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from subscriptions import privacy, ratelimit, selectors, services
+from subscriptions import languages, privacy, ratelimit, selectors, services
 from subscriptions.client import client_ip, client_network, consent_from_request
 from subscriptions.exceptions import TokenExpired, TokenInvalid
 from subscriptions.forms import PreferencesForm, SignupForm
@@ -23,7 +26,7 @@ from subscriptions.tokens import (
 from subscriptions.transitions import confirmation_prompt
 from subscriptions.validation import canonical_mailbox
 
-SUCCESS_MESSAGE = (
+SUCCESS_MESSAGE = _(
     "Thank you for signing up for this newsletter. We've sent you a confirmation email."
 )
 
@@ -56,10 +59,35 @@ def newsletter_detail(request: HttpRequest, slug: str) -> HttpResponse:
     return render(request, "subscriptions/newsletter_detail.html", {"newsletter": newsletter})
 
 
+@require_GET
+def choose_language(request: HttpRequest, code: str) -> HttpResponse:
+    """The header's language links: remember the choice in a cookie, go back.
+
+    Links rather than Django's set_language form, whose CSRF token would put a cookie
+    on every page (and keep them out of shared caches); a forged link can only change
+    the language someone reads in.
+    """
+    language = languages.supported(code)
+    next_url = request.GET.get("next", "")
+    if not url_has_allowed_host_and_scheme(
+        next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        next_url = reverse("subscriptions:home")
+    response = HttpResponseRedirect(next_url)
+    if language is not None:
+        languages.remember(response, language)
+    return response
+
+
 def rate_limited_message(retry_after: int) -> str:
     minutes = max(1, -(-retry_after // 60))
-    wait = "a minute" if minutes == 1 else f"{minutes} minutes"
-    return f"Too many sign-up attempts. Please try again in {wait}."
+    if minutes == 1:
+        return gettext("Too many sign-up attempts. Please try again in a minute.")
+    return ngettext(
+        "Too many sign-up attempts. Please try again in %(minutes)d minute.",
+        "Too many sign-up attempts. Please try again in %(minutes)d minutes.",
+        minutes,
+    ) % {"minutes": minutes}
 
 
 @checks_form_body
@@ -98,7 +126,8 @@ def form_signup(request: HttpRequest, *, require_form_token: bool) -> HttpRespon
         response["Retry-After"] = str(exc.retry_after)
         return response
     form.submit(request, source=Subscription.Source.FORM, caller_consent_text=False)
-    return HttpResponseRedirect(reverse("subscriptions:thanks"))
+    thanks_url = reverse("subscriptions:thanks")
+    return HttpResponseRedirect(languages.with_language(thanks_url, languages.requested(request)))
 
 
 @require_GET
@@ -225,8 +254,9 @@ def privacy_request(request: HttpRequest, token: str) -> HttpResponse:
         return render(request, "subscriptions/token_invalid.html", status=400)
     # The same answer whether or not today's cap let the email go.
     privacy.request_by_email(subscriber_id=subscriber_id, action=action)
+    preferences_url = reverse("subscriptions:preferences", args=[token]) + "?privacy=sent"
     return HttpResponseRedirect(
-        reverse("subscriptions:preferences", args=[token]) + "?privacy=sent"
+        languages.with_language(preferences_url, languages.requested(request))
     )
 
 

@@ -13,11 +13,13 @@ from playwright.sync_api import expect
 from subscriptions import embeds, members, milestones
 from subscriptions.models import MembershipGoal, Newsletter, Subscriber, Subscription
 from subscriptions.tokens import confirmation_token, preferences_token, unsubscribe_token
-from subscriptions.views import SUCCESS_MESSAGE
+from subscriptions.views import SUCCESS_MESSAGE as LAZY_SUCCESS_MESSAGE
 from tests.browser_support import screenshot, serious_accessibility_violations
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 INVALID = "Please, enter correct email address"
+# The English text (the browser asks for English: Playwright's default locale, en-US).
+SUCCESS_MESSAGE = str(LAZY_SUCCESS_MESSAGE)
 
 
 @pytest.fixture(autouse=True)
@@ -172,7 +174,8 @@ def test_the_embedded_form_works_without_javascript(
     page.get_by_role("button", name="Subscribe").click()
 
     page.get_by_text(SUCCESS_MESSAGE).wait_for()
-    assert page.url == site + "/subscribe/thanks/"
+    # The thank-you page speaks the embed's language.
+    assert page.url == site + "/subscribe/thanks/?lang=en"
     assert Subscription.objects.get(subscriber__email="erin@example.org").newsletter == newsletter
 
 
@@ -211,6 +214,10 @@ def test_no_page_has_serious_accessibility_violations(browser, site, another_sit
         "unsubscribe": f"{site}/unsubscribe/{unsubscribe_token.make_token(subscription.pk)}/",
         "preferences": f"{site}/preferences/{preferences_token.make_token(subscriber.pk)}/",
         "embedded-form": embedded,
+        "home-in-ukrainian": site + "/?lang=uk",
+        "embedded-form-in-ukrainian": another_site.publish(
+            "embed-uk.html", embeds.signup_snippet([Newsletter.objects.first()], language="uk")
+        ),
     }
 
     # axe-core is injected as a script, which our own Content-Security-Policy (rightly)
@@ -228,6 +235,52 @@ def test_no_page_has_serious_accessibility_violations(browser, site, another_sit
         context.close()
 
     assert found == dict.fromkeys(pages, [])
+
+
+def test_a_ukrainian_reader_is_answered_in_ukrainian(browser, site, another_site) -> None:
+    milestones.save_goal(MembershipGoal(target=20_000))
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="uk-UA")
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    try:
+        page.goto(site + "/")
+        assert page.locator("html").get_attribute("lang") == "uk"
+        box = page.locator("form.signup-form").first
+        box.get_by_label("Адреса електронної пошти").fill("olena@")
+        box.get_by_role("button", name="Підписатися").click()
+        expect(box.locator('[data-error-for="email"]')).to_have_text(
+            "Будь ласка, введіть правильну адресу електронної пошти"
+        )
+        box.get_by_label("Адреса електронної пошти").fill("olena@example.org")
+        box.get_by_role("button", name="Підписатися").click()
+        box.locator(".signup-message").filter(
+            has_text="Дякуємо, що підписалися на цю розсилку."
+        ).wait_for()
+        assert Subscriber.objects.get(email="olena@example.org").language == "uk"
+
+        # The banner's word follows Ukrainian plurals as the count goes live.
+        words = page.locator('.membership-banner [data-goal-field="members-word"]')
+        joined = 0
+        for number, word in ((1, "учасник"), (3, "учасники"), (5, "учасників")):
+            while joined < number:
+                joined += 1
+                members.add_member(email=f"member{joined}@example.org", actor="test")
+            expect(words).to_have_text(word, timeout=10_000)
+        screenshot(page, "article-in-ukrainian", full_page=False)
+
+        # A Ukrainian embed on an English page answers in Ukrainian.
+        english_page = context.new_page()
+        url = another_site.publish(
+            "uk.html", embeds.signup_snippet([Newsletter.objects.first()], language="uk")
+        )
+        english_page.goto(url)
+        form = english_page.locator(".newsroom-embed form.signup-form")
+        form.get_by_label("Адреса електронної пошти").fill("taras@example.org")
+        form.get_by_role("button", name="Підписатися").click()
+        form.locator(".signup-message").filter(has_text="Ми надіслали вам лист").wait_for()
+        assert Subscriber.objects.get(email="taras@example.org").language == "uk"
+    finally:
+        context.close()
 
 
 def test_the_article_page_fits_a_360px_phone(browser, site) -> None:

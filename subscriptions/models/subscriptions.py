@@ -6,14 +6,15 @@ choices). State changes go through the services; nothing else writes here.
 
 from django.db import models
 from django.db.models.functions import Lower
+from django.utils.translation import gettext_lazy as _
 
 
 class Newsletter(models.Model):
     class Cadence(models.TextChoices):
-        DAILY = "daily", "Daily"
-        WEEKLY = "weekly", "Weekly"
-        MONTHLY = "monthly", "Monthly"
-        IRREGULAR = "irregular", "When there is news"
+        DAILY = "daily", _("Daily")
+        WEEKLY = "weekly", _("Weekly")
+        MONTHLY = "monthly", _("Monthly")
+        IRREGULAR = "irregular", _("When there is news")
 
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=100, unique=True)
@@ -53,6 +54,10 @@ class Subscriber(models.Model):
     name = models.CharField(max_length=200, blank=True)
     # Other columns an import brought along (first name, city, ...), kept as given.
     attributes = models.JSONField(default=dict, blank=True)
+    # The language they last signed up in; their emails use it. Blank: the site's own.
+    # A database default too, so bulk imports' plain INSERTs need not name it. No
+    # choices: they would tie the migrations to the LANGUAGES setting.
+    language = models.CharField(max_length=10, blank=True, default="", db_default="")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -5,8 +5,26 @@
 (function () {
   "use strict";
 
-  function locale() {
-    return document.documentElement.lang || "en";
+  // The banner's own language (an embed's may differ from its host page's).
+  function locale(banner) {
+    var holder = banner.closest("[lang]");
+    return (holder && holder.getAttribute("lang")) || "en";
+  }
+
+  // The server wrote the word for each plural category of the banner's language
+  // (Ukrainian has three: 1 учасник, 2 учасники, 5 учасників).
+  function membersWord(banner, members) {
+    var category = "other";
+    try {
+      category = new Intl.PluralRules(locale(banner)).select(members);
+    } catch (e) {
+      /* An old browser: the "other" form. */
+    }
+    return (
+      banner.getAttribute("data-members-word-" + category) ||
+      banner.getAttribute("data-members-word-other") ||
+      ""
+    );
   }
 
   function setText(banner, field, text) {
@@ -24,9 +42,10 @@
       progress.value = Math.min(members, target);
       progress.textContent = goal.percent + "%";
     }
-    setText(banner, "members", members.toLocaleString(locale()));
-    setText(banner, "members-word", members === 1 ? "member" : "members");
-    setText(banner, "target", target.toLocaleString(locale()));
+    setText(banner, "members", members.toLocaleString(locale(banner)));
+    var word = membersWord(banner, members);
+    if (word) setText(banner, "members-word", word);
+    setText(banner, "target", target.toLocaleString(locale(banner)));
     if (goal.headline) setText(banner, "headline", goal.headline);
     if (goal.question) setText(banner, "question", goal.question);
     banner.setAttribute("data-goal-members", String(members));
