@@ -1,0 +1,201 @@
+"""The embeds' server side: the snippets, the no-JavaScript sign-up another site's form
+posts to, the banner fragment, CORS for the API, and the admin's copy-paste code. (The
+browser tests drive the same snippets on another origin in Chromium.)"""
+
+import re
+from html import unescape
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from subscriptions import embeds, members, milestones
+from subscriptions.models import MembershipGoal, Newsletter, Subscriber, Subscription
+from tests.factories import NewsletterFactory
+
+pytestmark = pytest.mark.django_db
+EMBED = "/subscribe/embed/"
+HOST = "https://dailyriver.example"
+
+
+@pytest.fixture
+def digest() -> Newsletter:
+    return NewsletterFactory(name="The Daily Digest", slug="daily-digest")
+
+
+@pytest.fixture
+def csrf_client() -> Client:
+    # Another site's form carries none of our cookies or tokens.
+    return Client(enforce_csrf_checks=True)
+
+
+def test_a_snippet_for_one_newsletter_names_it_and_points_at_this_site(digest) -> None:
+    snippet = embeds.signup_snippet([digest])
+
+    assert 'action="https://news.example.org/subscribe/embed/?lang=en"' in snippet
+    assert 'data-api="https://news.example.org/api/v1/subscriptions"' in snippet
+    assert '<input type="hidden" name="newsletters" value="daily-digest">' in snippet
+    assert 'href="https://news.example.org/static/subscriptions/embed.css"' in snippet
+    assert 'src="https://news.example.org/static/subscriptions/signup.js"' in snippet
+    assert 'aria-live="polite"' in snippet
+    assert "{%" not in snippet and "{{" not in snippet
+
+
+def test_a_snippet_for_several_newsletters_offers_each_as_a_checkbox() -> None:
+    first = NewsletterFactory(slug="first")
+    second = NewsletterFactory(slug="second")
+
+    snippet = embeds.signup_snippet([first, second])
+
+    assert re.findall(r'type="checkbox" name="newsletters" value="([^"]+)"', snippet) == [
+        "first",
+        "second",
+    ]
+    ids = re.findall(r'id="([^"]+)"', snippet)
+    assert len(ids) == len(set(ids))
+
+
+def test_a_newsletter_name_cannot_inject_markup_into_the_snippet() -> None:
+    nasty = NewsletterFactory(name='<script>alert("x")</script>', slug="nasty")
+
+    snippet = embeds.signup_snippet([nasty])
+
+    assert "<script>alert" not in snippet
+    assert "&lt;script&gt;alert" in snippet
+
+
+def test_another_sites_form_signs_up_without_our_csrf_token(csrf_client, digest) -> None:
+    response = csrf_client.post(
+        EMBED,
+        {"email": "olena@example.org", "newsletters": "daily-digest", "page_url": HOST + "/a"},
+        HTTP_REFERER=HOST + "/a",
+    )
+
+    assert response.status_code == 302
+    assert response["Location"] == "/subscribe/thanks/"
+    subscription = Subscription.objects.get(subscriber__email="olena@example.org")
+    assert subscription.newsletter == digest
+    assert subscription.status == Subscription.Status.PENDING
+    assert subscription.consent_records.get().page_url == HOST + "/a"
+
+
+def test_our_own_form_still_needs_its_csrf_token(csrf_client, digest) -> None:
+    response = csrf_client.post(
+        "/subscribe/", {"email": "olena@example.org", "newsletters": "daily-digest"}
+    )
+    assert response.status_code == 403
+    assert not Subscriber.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "email", ["", "not-an-address", "a@b", "olena@example.org\r\nBcc: x@example.org", "é" * 300]
+)
+def test_a_bad_address_from_another_site_gets_the_error_page_and_stores_nothing(
+    csrf_client, digest, email
+) -> None:
+    response = csrf_client.post(EMBED, {"email": email, "newsletters": "daily-digest"})
+
+    assert response.status_code == 400
+    assert "Please, enter correct email address" in response.content.decode()
+    assert not Subscriber.objects.exists()
+
+
+def test_a_filled_honeypot_is_answered_as_a_success_and_nothing_is_stored(
+    csrf_client, digest
+) -> None:
+    response = csrf_client.post(
+        EMBED, {"email": "bot@example.org", "newsletters": "daily-digest", "website": "spam"}
+    )
+
+    assert response.status_code == 302
+    assert not Subscriber.objects.exists()
+
+
+def test_an_oversized_post_from_another_site_is_refused_before_it_is_read(
+    csrf_client, digest
+) -> None:
+    response = csrf_client.post(
+        EMBED, {"email": "olena@example.org", "newsletters": "daily-digest", "x": "a" * 50_000}
+    )
+
+    assert response.status_code == 413
+    assert not Subscriber.objects.exists()
+
+
+def test_the_embed_only_takes_posts(client) -> None:
+    assert client.get(EMBED).status_code == 405
+
+
+def test_the_banner_fragment_is_public_and_points_back_at_us(client) -> None:
+    milestones.save_goal(MembershipGoal(target=500, headline="Help us reach 500 members"))
+    members.add_member(email="m@example.org", actor="test")
+
+    response = client.get("/embed/goal/")
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert response["Access-Control-Allow-Origin"] == "*"
+    assert "public" in response["Cache-Control"]
+    assert "Help us reach 500 members" in html
+    assert 'data-goal-api="https://news.example.org/api/v1/goal"' in html
+    assert '<progress class="membership-progress" max="500" value="1"' in html
+    assert not response.cookies
+
+
+def test_the_banner_fragment_is_empty_without_an_active_goal(client) -> None:
+    response = client.get("/embed/goal/")
+
+    assert response.status_code == 200
+    assert response.content.decode().strip() == ""
+    assert response["Access-Control-Allow-Origin"] == "*"
+
+
+def test_the_api_allows_the_listed_origins_only(client, settings) -> None:
+    settings.CORS_ALLOWED_ORIGINS = [HOST]
+    preflight = {
+        "HTTP_ORIGIN": HOST,
+        "HTTP_ACCESS_CONTROL_REQUEST_METHOD": "POST",
+        "HTTP_ACCESS_CONTROL_REQUEST_HEADERS": "content-type",
+    }
+
+    allowed = client.options("/api/v1/subscriptions", **preflight)
+    refused = client.options(
+        "/api/v1/subscriptions", **{**preflight, "HTTP_ORIGIN": "https://evil.example"}
+    )
+
+    assert allowed["Access-Control-Allow-Origin"] == HOST
+    assert "Access-Control-Allow-Credentials" not in allowed
+    assert "Access-Control-Allow-Origin" not in refused
+
+
+def test_the_newsletter_admin_shows_its_embed_code_in_each_language(admin_client, digest):
+    response = admin_client.get(reverse("admin:subscriptions_newsletter_change", args=[digest.pk]))
+
+    html = response.content.decode()
+    boxes = re.findall(
+        r'<textarea[^>]*aria-label="Embed code, ([^"]+)"[^>]*>(.*?)</textarea>', html, re.S
+    )
+    assert [language for language, _ in boxes] == ["English", "Українська"]
+    english, ukrainian = (unescape(code) for _, code in boxes)
+    assert english == embeds.signup_snippet([digest], language="en")
+    assert ukrainian == embeds.signup_snippet([digest], language="uk")
+
+
+def test_the_embeds_page_gives_the_form_for_every_public_newsletter_and_the_banner(
+    admin_client, digest
+) -> None:
+    NewsletterFactory(slug="hidden", is_public=False)
+
+    response = admin_client.get(reverse("admin:subscriptions_embeds"))
+
+    html = unescape(response.content.decode())
+    assert response.status_code == 200
+    assert 'value="daily-digest"' in html
+    assert 'value="hidden"' not in html
+    assert 'data-newsroom-goal="https://news.example.org/embed/goal/?lang=en"' in html
+
+
+def test_the_embeds_page_is_for_editors_only(client) -> None:
+    response = client.get(reverse("admin:subscriptions_embeds"))
+    assert response.status_code == 302
+    assert "/login/" in response["Location"]
