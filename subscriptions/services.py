@@ -127,7 +127,7 @@ def _sign_up(
     address = normalize_email(email)
     now = timezone.now()
     with transaction.atomic():
-        subscriber = lock_or_create_subscriber(address)
+        subscriber = lock_or_create_subscriber(address, language=language)
         if language and subscriber.language != language:
             subscriber.language = language
             subscriber.save(update_fields=["language"])

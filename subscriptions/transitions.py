@@ -42,8 +42,9 @@ class ConsentContext:
     consent_text: str = DEFAULT_CONSENT_TEXT
 
 
-def lock_or_create_subscriber(address: str) -> Subscriber:
-    """Return the subscriber for this address, row-locked until the transaction ends."""
+def lock_or_create_subscriber(address: str, *, language: str = "") -> Subscriber:
+    """Return the subscriber for this address, row-locked until the transaction ends;
+    a new one is created speaking `language`."""
     query = Subscriber.objects.select_for_update().alias(email_ci=Lower("email"))
     match = Q(email_ci=Lower(Value(address)))
     subscriber = query.filter(match).first()
@@ -52,7 +53,7 @@ def lock_or_create_subscriber(address: str) -> Subscriber:
     try:
         # The savepoint lets a lost insert race fall back to the winner's row.
         with transaction.atomic():
-            return Subscriber.objects.create(email=address)
+            return Subscriber.objects.create(email=address, language=language)
     except IntegrityError:
         return query.get(match)
 
