@@ -62,6 +62,8 @@ class Subscriber(models.Model):
 
     class Meta:
         constraints = [
+            # On PostgreSQL migration 0011 builds this index with text_pattern_ops, so
+            # the same index also serves the admin's prefix search.
             models.UniqueConstraint(Lower("email"), name="subscriber_email_ci_unique"),
         ]
         permissions = [("erase_subscriber", "Can erase a subscriber's personal data")]
