@@ -234,6 +234,9 @@ UNSUBSCRIBE_MAILTO = env.str("UNSUBSCRIBE_MAILTO", default="")
 IMPORT_DIR = Path(env.str("IMPORT_DIR", default=str(VAR_DIR / "imports")))
 # Rows an import checks and writes per transaction.
 IMPORT_CHUNK_ROWS = env.int("IMPORT_CHUNK_ROWS", default=20_000)
+# Database connections an import writes on at once (PostgreSQL): a chunk's statements
+# run while the previous chunk commits. 1 writes one chunk after another.
+IMPORT_WRITE_LANES = env.int("IMPORT_WRITE_LANES", default=2)
 # The pace of confirmation emails for a pending import (the rest wait in the outbox).
 IMPORT_CONFIRMATIONS_PER_MINUTE = env.int("IMPORT_CONFIRMATIONS_PER_MINUTE", default=600)
 # An import's report of skipped rows names people: it is deleted after this many days.

@@ -274,6 +274,32 @@ def test_unreadable_rows_are_reported_and_the_rest_imported(tmp_path, newsletter
     assert job.invalid == len(reasons)
 
 
+def test_a_known_address_the_import_changed_is_a_repeat_chunks_later_too(
+    tmp_path, newsletter, settings
+) -> None:
+    settings.IMPORT_CHUNK_ROWS = 2
+    SubscriptionFactory(subscriber__email="pending@example.org", newsletter=newsletter)
+    SubscriptionFactory(
+        subscriber__email="active@example.org", newsletter=newsletter, status=Status.ACTIVE
+    )
+    path = write_csv(
+        tmp_path / "list.csv",
+        [
+            ["pending@example.org", ""],  # 2: upgraded to active
+            ["active@example.org", ""],  # 3: already subscribed
+            ["ann@example.org", ""],  # 4: added
+            ["bob@example.org", ""],  # 5: added
+            ["Pending@Example.org", ""],  # 6: a repeat of line 2, two chunks on
+            ["active@example.org", ""],  # 7: left alone again: already subscribed
+        ],
+    )
+
+    job = run(path, newsletter)
+
+    assert (job.added, job.upgraded, job.already_subscribed, job.duplicates) == (2, 1, 2, 1)
+    assert report(job) == [("6", "Pending@example.org", "a repeat of an earlier row")]
+
+
 def test_an_import_cut_off_midway_resumes_after_its_last_chunk(
     tmp_path, newsletter, settings
 ) -> None:

@@ -15,6 +15,7 @@ import sys
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -27,6 +28,7 @@ from django.utils import timezone
 from subscriptions import suppression
 from subscriptions.csv_cells import csv_safe
 from subscriptions.imports import writing
+from subscriptions.imports.pipeline import ChunkWriter
 from subscriptions.imports.reading import (
     LEFT_REASONS,
     REPEAT,
@@ -191,46 +193,81 @@ def _run(job: SubscriberImport, source: ImportFile, on_chunk: Callable | None) -
     report = ImportReport(report_path(job), append=job.lines_done > 0)
     SubscriberImport.objects.filter(pk=job.pk).update(report_path=str(report.path))
     sql = writing.dialect()
-    gap = 60.0 / max(1, settings.IMPORT_CONFIRMATIONS_PER_MINUTE)
-    with connection.cursor() as cursor:
-        sql.start_import(cursor)
+    pace = _ConfirmationPace(
+        started_at=job.started_at,
+        queued=job.confirmations_queued,
+        gap=60.0 / max(1, settings.IMPORT_CONFIRMATIONS_PER_MINUTE),
+    )
+    import_id, newsletter_id, target_status = job.pk, job.newsletter_id, job.target_status
+    started_at, bytes_total = job.started_at, job.bytes_total
+
+    def prepare() -> None:
+        with connection.cursor() as cursor:
+            sql.start_import(cursor)
+
+    def write(chunk: Chunk) -> list[Rejection]:
+        now = timezone.now()
+        context = writing.JobContext(
+            import_id=import_id,
+            newsletter_id=newsletter_id,
+            target_status=target_status,
+            started_at=started_at,
+            now=now,
+            actor=f"import:{import_id}",
+            confirmations_per_day=settings.CONFIRMATION_EMAILS_PER_DAY,
+        )
+        with connection.cursor() as cursor:
+            outcome, rejected = writing.write_chunk(
+                cursor, sql, chunk.rows, context, first_due=pace.next_due(now), gap=pace.gap
+            )
+        _count(import_id, bytes_total, chunk, outcome)
+        pace.queued += outcome.confirmations
+        return rejected
+
+    def committed(chunk: Chunk, rejected: list[Rejection]) -> None:
+        report.write(chunk.rejections + rejected)
+        if on_chunk is not None:
+            job.refresh_from_db()
+            on_chunk(job)
+
     try:
         checked = chunks(
             source, checker, size=settings.IMPORT_CHUNK_ROWS, skip_through=job.lines_done
         )
-        for chunk in _read_ahead(checked):
-            job.refresh_from_db(fields=["confirmations_queued"])
-            context = writing.JobContext(
-                import_id=job.pk,
-                newsletter_id=job.newsletter_id,
-                target_status=job.target_status,
-                started_at=job.started_at,
-                now=timezone.now(),
-                actor=f"import:{job.pk}",
-                confirmations_per_day=settings.CONFIRMATION_EMAILS_PER_DAY,
-            )
-            first_due = max(
-                timezone.now(), job.started_at + timedelta(seconds=gap * job.confirmations_queued)
-            )
-            with transaction.atomic(), connection.cursor() as cursor:
-                outcome, rejected = writing.write_chunk(
-                    cursor, sql, chunk.rows, context, first_due=first_due, gap=gap
-                )
-                _count(job, chunk, outcome)
-            report.write(chunk.rejections + rejected)
-            if on_chunk is not None:
-                job.refresh_from_db()
-                on_chunk(job)
+        writer = ChunkWriter(prepare=prepare, write=write, committed=committed, lanes=_lanes())
+        writer.run(_read_ahead(checked))
     finally:
         report.close()
 
 
-def _count(job: SubscriberImport, chunk: Chunk, outcome: writing.ChunkOutcome) -> None:
+def _lanes() -> int:
+    """How many connections write at once (see pipeline.py): IMPORT_WRITE_LANES on
+    PostgreSQL; one on SQLite, which takes one writer at a time, and inside a caller's
+    transaction, whose uncommitted rows no other connection could see."""
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        return 1
+    return max(1, settings.IMPORT_WRITE_LANES)
+
+
+@dataclass
+class _ConfirmationPace:
+    """A pending import's confirmations go out `gap` seconds apart, counted from the
+    start of the import across its chunks (and across a resumption)."""
+
+    started_at: datetime
+    queued: int
+    gap: float
+
+    def next_due(self, now: datetime) -> datetime:
+        return max(now, self.started_at + timedelta(seconds=self.gap * self.queued))
+
+
+def _count(import_id: int, bytes_total: int, chunk: Chunk, outcome: writing.ChunkOutcome) -> None:
     reasons = Counter(rejection.reason for rejection in chunk.rejections)
     marked_as_left = sum(reasons[reason] for reason in LEFT_REASONS)
     invalid = len(chunk.rejections) - reasons[REPEAT] - reasons[SUPPRESSED] - marked_as_left
-    SubscriberImport.objects.filter(pk=job.pk).update(
-        phase=Phase.WRITING if chunk.bytes_read >= job.bytes_total else Phase.READING,
+    SubscriberImport.objects.filter(pk=import_id).update(
+        phase=Phase.WRITING if chunk.bytes_read >= bytes_total else Phase.READING,
         bytes_read=chunk.bytes_read,
         rows_read=F("rows_read") + chunk.rows_read,
         lines_done=chunk.last_line,

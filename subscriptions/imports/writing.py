@@ -15,7 +15,7 @@ for a pending import, confirmation emails held in the outbox until they are due.
 What differs between PostgreSQL and SQLite lives in the two small `Dialect` classes.
 """
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -40,22 +40,8 @@ OUTBOX = OutboundEmail._meta.db_table
 OUTBOX_SUBSCRIPTIONS = OutboundEmail.subscriptions.through._meta.db_table
 
 STAGE = "import_stage"
-_STAGED_COLUMNS = (
-    "line",
-    "email",
-    "email_ci",
-    "name",
-    "attributes",
-    "target_status",
-    "consent_basis",
-    "signed_up_at",
-    "signup_ip",
-    "due_at",
-    "subscriber_id",
-    "new_id",
-    "outbound_id",
-)
-_AT = {name: index for index, name in enumerate(_STAGED_COLUMNS)}
+# What the reader gives, in `ImportRow`'s order, plus when a confirmation may go out.
+_DATA_COLUMNS = (*ImportRow._fields, "due_at")
 ENDED = (Status.UNSUBSCRIBED, Status.BOUNCED, Status.COMPLAINED)
 
 
@@ -95,26 +81,41 @@ class Dialect:
             "line INTEGER PRIMARY KEY, email TEXT, email_ci TEXT, "
             "name TEXT, attributes TEXT, target_status TEXT, "
             f"consent_basis TEXT, signed_up_at {self.timestamp}, signup_ip TEXT, "
-            f"due_at {self.timestamp}, subscriber_id BIGINT, new_id BIGINT, "
-            "outbound_id BIGINT, existed BOOLEAN DEFAULT FALSE, existing_id BIGINT, "
+            f"due_at {self.timestamp}, "
+            f"subscriber_id BIGINT{self._id_default(cursor, SUBSCRIBER)}, "
+            f"new_id BIGINT{self._id_default(cursor, SUBSCRIPTION)}, outbound_id BIGINT, "
+            "existed BOOLEAN DEFAULT FALSE, existing_id BIGINT, "
             "existing_status TEXT, capped BOOLEAN DEFAULT FALSE)"
         )
+
+    def _id_default(self, cursor, table: str) -> str:
+        return ""
 
     def start_chunk(self, cursor) -> None:
         """Called first in each chunk's transaction."""
 
     def load(self, cursor, rows: Sequence[tuple]) -> None:
+        """Stage the chunk's rows, each with an id reserved for the subscriber and the
+        subscription it may create."""
         cursor.execute(f"DELETE FROM {STAGE}")
-        placeholders = ", ".join(["%s"] * len(_STAGED_COLUMNS))
+        placeholders = ", ".join(["%s"] * len(_DATA_COLUMNS))
         cursor.executemany(
-            f"INSERT INTO {STAGE} ({', '.join(_STAGED_COLUMNS)}) VALUES ({placeholders})", rows
+            f"INSERT INTO {STAGE} ({', '.join(_DATA_COLUMNS)}) VALUES ({placeholders})", rows
         )
+        self._reserve_ids(cursor, "subscriber_id", SUBSCRIBER, "true")
+        self._reserve_ids(cursor, "new_id", SUBSCRIPTION, "true")
 
-    def reserve_ids(self, cursor, table: str, count: int) -> Iterator[int]:
-        # Nobody else inserts into `table` until this transaction ends.
-        cursor.execute(f"SELECT COALESCE(MAX(id), 0) FROM {table}")
-        (highest,) = cursor.fetchone()
-        return iter(range(highest + 1, highest + 1 + count))
+    def reserve_outbound_ids(self, cursor, where: str) -> None:
+        """An id for the confirmation email of each staged row matching `where`."""
+        self._reserve_ids(cursor, "outbound_id", OUTBOX, where)
+
+    def _reserve_ids(self, cursor, column: str, table: str, where: str) -> None:
+        # Nobody else inserts into `table` until this transaction ends, and lines are
+        # unique: the highest id plus the line is free (the gaps are harmless).
+        cursor.execute(
+            f"UPDATE {STAGE} SET {column} = (SELECT COALESCE(MAX(id), 0) FROM {table}) + line "
+            f"WHERE {where}"
+        )
 
     def lock(self, cursor, subscriber_ids: list[int]) -> None:
         """Nothing to do: SQLite's write transaction already excludes every other."""
@@ -125,6 +126,17 @@ class PostgresDialect(Dialect):
     inet = "%s::inet"
     timestamp = "TIMESTAMPTZ"
 
+    def _id_default(self, cursor, table: str) -> str:
+        # Ids from the table's own sequence, drawn by the database as the rows are
+        # staged, so concurrent sign-ups never collide and no id travels through
+        # Python; an id a row turns out not to need is a harmless gap. The sequence is
+        # named once here: resolving it per row costs fifteen times the nextval.
+        return f" DEFAULT nextval({self._sequence(cursor, table)!r}::regclass)"
+
+    def _sequence(self, cursor, table: str) -> str:
+        cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [table])
+        return cursor.fetchone()[0]
+
     def start_chunk(self, cursor) -> None:
         # A crash can lose at most the last chunk's commit, and a resumed import redoes
         # that chunk; not waiting for the WAL flush saves seconds a million rows.
@@ -134,28 +146,22 @@ class PostgresDialect(Dialect):
         # the planner picks when its statistics lag behind a fast-growing table.
         cursor.execute("SET LOCAL enable_hashjoin = off")
         cursor.execute("SET LOCAL enable_mergejoin = off")
+        # Two chunks write at once (pipeline.py) in an order no lock wait can reverse;
+        # should one ever wait on a lock for this long all the same, it fails (and the
+        # import with it, resumably) rather than hang.
+        cursor.execute("SET LOCAL lock_timeout = '120s'")
 
     def load(self, cursor, rows: Sequence[tuple]) -> None:
         cursor.execute(f"TRUNCATE {STAGE}")
-        with cursor.copy(f"COPY {STAGE} ({', '.join(_STAGED_COLUMNS)}) FROM STDIN") as copy:
+        with cursor.copy(f"COPY {STAGE} ({', '.join(_DATA_COLUMNS)}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
 
-    def __init__(self) -> None:
-        self._sequences: dict[str, str] = {}
-
-    def reserve_ids(self, cursor, table: str, count: int) -> Iterator[int]:
-        # Ids from the table's own sequence, so concurrent sign-ups never collide; an
-        # id a row turns out not to need is a harmless gap. The sequence is looked up
-        # once: resolving it per row costs fifteen times the nextval itself.
-        if table not in self._sequences:
-            cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [table])
-            self._sequences[table] = cursor.fetchone()[0]
+    def reserve_outbound_ids(self, cursor, where: str) -> None:
         cursor.execute(
-            "SELECT nextval(%s::regclass) FROM generate_series(1, %s)",
-            [self._sequences[table], count],
+            f"UPDATE {STAGE} SET outbound_id = nextval(%s::regclass) WHERE {where}",
+            [self._sequence(cursor, OUTBOX)],
         )
-        return (row[0] for row in cursor.fetchall())
 
     def lock(self, cursor, subscriber_ids: list[int]) -> None:
         # In id order, as every service locks, so no two transactions deadlock.
@@ -183,9 +189,8 @@ def write_chunk(
     rejected: list[Rejection] = []
     sql.start_chunk(cursor)
 
-    staged = _staged(cursor, sql, rows, job, first_due=first_due, gap=gap)
-    sql.load(cursor, staged)
-    existed = _add_subscribers(cursor, sql, staged, job)
+    sql.load(cursor, _staged(rows, job, first_due=first_due, gap=gap))
+    existed = _add_subscribers(cursor, sql, len(rows), job)
     if existed:
         _sort_existing(cursor, job, outcome, rejected)
 
@@ -211,7 +216,7 @@ def write_chunk(
         "page_url, consent_text) "
         f"SELECT COALESCE(existing_id, new_id), 'import', COALESCE(signed_up_at, %s), "
         f"{sql.inet % 'signup_ip'}, '', %s, consent_basis FROM {STAGE}",
-        [job.now, f"import:{job.import_id}"],
+        [job.now, _consent_page(job)],
     )
     cursor.execute(
         f"INSERT INTO {EVENT} (subscription_id, kind, from_status, to_status, actor, detail, at) "
@@ -221,62 +226,37 @@ def write_chunk(
         [job.actor, f'{{"source": "import", "import_id": {job.import_id}}}', job.now],
     )
     if job.target_status == Status.PENDING:
-        outcome.confirmations = _queue_confirmations(cursor, job)
+        outcome.confirmations = _queue_confirmations(cursor, sql, job)
     return outcome, rejected
 
 
 def _staged(
-    cursor,
-    sql: Dialect,
-    rows: Sequence[ImportRow],
-    job: JobContext,
-    *,
-    first_due: datetime,
-    gap: float,
-) -> list[tuple]:
-    """Rows as the staging table takes them, each with ids reserved for the subscriber,
-    subscription and confirmation email it may create, and the time its confirmation
-    may go out (a big pending import sends at the configured pace)."""
-    count = len(rows)
-    subscriber_ids = sql.reserve_ids(cursor, SUBSCRIBER, count)
-    subscription_ids = sql.reserve_ids(cursor, SUBSCRIPTION, count)
-    pending = job.target_status == Status.PENDING
-    outbound_ids = sql.reserve_ids(cursor, OUTBOX, count) if pending else iter(())
-    return [
-        (
-            row.line,
-            row.email,
-            row.email_ci,
-            row.name,
-            row.attributes,
-            row.target_status,
-            row.consent_basis,
-            row.signed_up_at,
-            row.signup_ip,
-            first_due + timedelta(seconds=gap * index),
-            next(subscriber_ids),
-            next(subscription_ids),
-            next(outbound_ids, None),
-        )
-        for index, row in enumerate(rows)
-    ]
+    rows: Sequence[ImportRow], job: JobContext, *, first_due: datetime, gap: float
+) -> Sequence[tuple]:
+    """Rows as the staging table takes them: with the time each one's confirmation may
+    go out, when there is one (a big pending import sends at the configured pace)."""
+    if job.target_status != Status.PENDING:
+        return [(*row, None) for row in rows]
+    return [(*row, first_due + timedelta(seconds=gap * index)) for index, row in enumerate(rows)]
 
 
-def _add_subscribers(cursor, sql: Dialect, staged: list[tuple], job: JobContext) -> bool:
+def _add_subscribers(cursor, sql: Dialect, count: int, job: JobContext) -> bool:
     """Insert the new subscribers under their reserved ids; point the rows whose
     address existed already at the existing subscriber, and lock those. Returns
     whether any existed."""
     cursor.execute(
         f"INSERT INTO {SUBSCRIBER} (id, email, name, attributes, created_at) "
         f"SELECT subscriber_id, email, name, {sql.json % 'attributes'}, %s FROM {STAGE} "
-        "WHERE true ON CONFLICT (LOWER(email)) DO NOTHING RETURNING id",
+        "WHERE true ON CONFLICT (LOWER(email)) DO NOTHING",
         [job.started_at],
     )
-    inserted = {subscriber_id for (subscriber_id,) in cursor.fetchall()}
-    line, ci, reserved = _AT["line"], _AT["email_ci"], _AT["subscriber_id"]
-    existed = {row[ci]: row[line] for row in staged if row[reserved] not in inserted}
-    if not existed:
-        return False
+    if cursor.rowcount == count:
+        return False  # every address was new: the usual case, settled without a lookup
+    cursor.execute(
+        f"SELECT email_ci, line FROM {STAGE} c WHERE NOT EXISTS "
+        f"(SELECT 1 FROM {SUBSCRIBER} s WHERE s.id = c.subscriber_id)"
+    )
+    existed = dict(cursor.fetchall())
     found = []
     addresses = list(existed)
     for start in range(0, len(addresses), 5_000):  # within every database's parameter cap
@@ -319,6 +299,14 @@ def _sort_existing(
         f"AND sub.subscriber_id = {STAGE}.subscriber_id AND sub.newsletter_id = %s",
         [job.newsletter_id],
     )
+    # A subscription this import already wrote a consent record for is an address
+    # earlier in the file (in an earlier chunk: a chunk holds each address once).
+    cursor.execute(
+        f"UPDATE {STAGE} SET existing_status = 'repeat' WHERE existing_id IS NOT NULL "
+        f"AND EXISTS (SELECT 1 FROM {CONSENT} r WHERE r.subscription_id = {STAGE}.existing_id "
+        "AND r.kind = 'import' AND r.page_url = %s)",
+        [_consent_page(job)],
+    )
     cursor.execute(
         f"DELETE FROM {STAGE} WHERE existing_status IN ('repeat', 'active', "
         f"{', '.join(repr(str(s)) for s in ENDED)}) "
@@ -336,7 +324,12 @@ def _sort_existing(
             outcome.already_subscribed += 1
 
 
-def _queue_confirmations(cursor, job: JobContext) -> int:
+def _consent_page(job: JobContext) -> str:
+    """Where an imported row's consent was given, as its consent record names it."""
+    return f"import:{job.import_id}"
+
+
+def _queue_confirmations(cursor, sql: Dialect, job: JobContext) -> int:
     """One confirmation email per new pending subscription, due at its staged time,
     unless the address had its daily share of confirmations already."""
     cursor.execute(
@@ -347,6 +340,7 @@ def _queue_confirmations(cursor, job: JobContext) -> int:
         [job.now - timedelta(days=1), job.confirmations_per_day],
     )
     wanted = "existing_id IS NULL AND target_status = 'pending' AND NOT capped"
+    sql.reserve_outbound_ids(cursor, wanted)
     # `next_attempt_at` holds the row back: the sweeper sends it once it is due.
     cursor.execute(
         f"INSERT INTO {OUTBOX} (id, kind, status, to_email, subscriber_id, attempts, "
