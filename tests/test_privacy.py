@@ -186,10 +186,53 @@ def test_an_editor_downloads_the_data_and_erases_after_a_confirmation_page(
 
     assert download["Content-Disposition"] == f'attachment; filename="subscriber-{ann.pk}.json"'
     assert json.loads(download.content)["subscriber"]["email"] == ANN
+    exported = PrivacyEvent.objects.get(kind=PrivacyEvent.Kind.EXPORTED)
+    assert (exported.email_hash, exported.actor) == (suppression.address_hash(ANN), "admin:admin")
     assert "It cannot be undone" in confirm_page.content.decode()
     assert erased.status_code == 302
     assert not Subscriber.objects.filter(pk=ann.pk).exists()
     assert PrivacyEvent.objects.get(kind=PrivacyEvent.Kind.ERASED).actor == "admin:admin"
+
+
+def test_the_subscriber_page_shows_their_privacy_requests_and_links_the_log(
+    admin_client, ann
+) -> None:
+    admin_client.get(reverse("admin:subscriptions_subscriber_data", args=[ann.pk]))
+
+    page = admin_client.get(reverse("admin:subscriptions_subscriber_change", args=[ann.pk]))
+
+    section = page.content.decode().split("Privacy requests", 1)[1]
+    assert "Data exported" in section and "admin:admin" in section
+    log_url = page.context["privacy_log_url"]
+    assert suppression.address_hash(ANN) in log_url and "example.org" not in log_url
+    assert f'href="{log_url.replace("&", "&amp;")}"' in page.content.decode()
+    listed = admin_client.get(log_url).context["cl"].result_list
+    assert [(e.kind, e.subscriber_id) for e in listed] == [(PrivacyEvent.Kind.EXPORTED, ann.pk)]
+
+
+def test_the_privacy_log_in_the_admin_is_read_only_and_names_no_address(admin_client, ann) -> None:
+    changelist = reverse("admin:subscriptions_privacyevent_changelist")
+    admin_client.get(reverse("admin:subscriptions_subscriber_data", args=[ann.pk]))
+    admin_client.post(reverse("admin:subscriptions_subscriber_erase", args=[ann.pk]))
+    sign_up("someone.else@example.org", [NewsletterFactory()])
+    other = Subscriber.objects.get(email="someone.else@example.org")
+    privacy.export_data(subscriber_id=other.pk, actor="reader")
+
+    page = admin_client.get(changelist)
+    found = admin_client.get(changelist, {"q": ANN.upper()}).context["cl"].result_list
+    detail = admin_client.get(
+        reverse("admin:subscriptions_privacyevent_change", args=[found[0].pk])
+    )
+
+    text = page.content.decode()
+    assert "Personal data erased" in text and "Data exported" in text
+    assert "ann.reader" not in text.lower() and ANN_IP not in text
+    # Erased, yet found by the address: it is hashed and matched.
+    assert [e.kind for e in found] == [PrivacyEvent.Kind.ERASED, PrivacyEvent.Kind.EXPORTED]
+    assert suppression.address_hash(ANN) in detail.content.decode()
+    assert "ann.reader" not in detail.content.decode().lower()
+    assert admin_client.get(f"{changelist}add/").status_code == 403
+    assert admin_client.post(detail.request["PATH_INFO"], {"kind": "exported"}).status_code == 403
 
 
 def test_erasing_in_the_admin_needs_the_erase_permission(client, django_user_model, ann) -> None:

@@ -1,5 +1,12 @@
 """The editors' admin, one module per area."""
 
-from subscriptions.admin import deliverability, imports, membership, newsletters, subscribers
+from subscriptions.admin import (
+    deliverability,
+    imports,
+    membership,
+    newsletters,
+    privacy,
+    subscribers,
+)
 
-__all__ = ["deliverability", "imports", "membership", "newsletters", "subscribers"]
+__all__ = ["deliverability", "imports", "membership", "newsletters", "privacy", "subscribers"]

@@ -13,13 +13,15 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from subscriptions import exports, privacy, services
+from subscriptions import exports, privacy, services, suppression
 from subscriptions.admin.common import ReadOnlyAdmin, ReadOnlyInline, actor
 from subscriptions.admin.paging import LargeListMixin
+from subscriptions.admin.privacy import privacy_log_url
 from subscriptions.exceptions import AddressErased
 from subscriptions.models import (
     ConsentRecord,
     Newsletter,
+    PrivacyEvent,
     Subscriber,
     Subscription,
     SubscriptionEvent,
@@ -103,7 +105,7 @@ class SubscriberAdmin(AddressSearchMixin, LargeListMixin, admin.ModelAdmin):
     list_display = ["email", "created_at"]
     search_fields = ["email"]
     list_filter = [NewsletterFilter, StatusFilter]
-    readonly_fields = ["email", "created_at", "event_log"]
+    readonly_fields = ["email", "created_at", "event_log", "privacy_requests"]
     inlines = [SubscriptionInline]
     actions = ["resend_confirmation", "unsubscribe_from_all", "export_csv"]
     # Newest first by id, which the primary key's index serves (created_at has none).
@@ -122,6 +124,19 @@ class SubscriberAdmin(AddressSearchMixin, LargeListMixin, admin.ModelAdmin):
             path("<int:pk>/erase/", view(self.erase_view), name="subscriptions_subscriber_erase"),
             *super().get_urls(),
         ]
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict,
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Subscriber | None = None,
+    ) -> HttpResponse:
+        if obj is not None:
+            context["privacy_log_url"] = privacy_log_url(obj.email)
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     def data_view(self, request: HttpRequest, pk: int) -> JsonResponse:
         """A privacy request: everything we hold about the person, as JSON."""
@@ -178,6 +193,26 @@ class SubscriberAdmin(AddressSearchMixin, LargeListMixin, admin.ModelAdmin):
             "<table><thead><tr><th>When</th><th>Newsletter</th><th>Event</th><th>Status</th>"
             "<th>By</th></tr></thead><tbody>{}</tbody></table>",
             rows,
+        )
+
+    @admin.display(description="Privacy requests")
+    def privacy_requests(self, obj: Subscriber) -> str:
+        """Data exports and erasures asked for this address, including any erasure of
+        it before this subscriber (the record keeps the address's hash)."""
+        events = PrivacyEvent.objects.filter(
+            email_hash=suppression.address_hash(obj.email)
+        ).order_by("-at", "-pk")[:50]
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            ((e.at.strftime("%Y-%m-%d %H:%M:%S"), e.get_kind_display(), e.actor) for e in events),
+        )
+        return format_html(
+            "<table><thead><tr><th>When</th><th>Request</th><th>By</th></tr></thead>"
+            '<tbody>{}</tbody></table><p><a href="{}">All privacy requests for this '
+            "address</a></p>",
+            rows or format_html('<tr><td colspan="3">None.</td></tr>'),
+            privacy_log_url(obj.email),
         )
 
     @admin.action(
