@@ -87,7 +87,7 @@ class AddSuppressionForm(forms.ModelForm):
 
 
 @admin.register(SuppressedAddress)
-class SuppressedAddressAdmin(admin.ModelAdmin):
+class SuppressedAddressAdmin(LargeListMixin, admin.ModelAdmin):
     list_display = ["email", "reason", "created_at", "lifted_at", "lifted_by"]
     list_filter = [InForceFilter, "reason"]
     search_fields = ["email"]
