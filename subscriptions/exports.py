@@ -16,7 +16,7 @@ from django.http import StreamingHttpResponse
 
 from subscriptions.csv_cells import EchoBuffer, csv_safe
 from subscriptions.exports_copy import copy_chunks
-from subscriptions.models import ConsentRecord, Subscription
+from subscriptions.models import ConsentRecord, Subscriber, Subscription
 
 COLUMNS = [
     "email",
@@ -32,6 +32,23 @@ COLUMNS = [
     "unsubscribed_at",
 ]
 _CHUNK = 5_000
+
+
+def subscriptions_of(
+    subscribers: QuerySet[Subscriber],
+    *,
+    newsletter_id: int | str | None = None,
+    status: str | None = None,
+) -> QuerySet[Subscription]:
+    """What exporting these people means: their subscriptions, only those to the given
+    newsletter and in the given status when the list was filtered by them (a list of
+    one newsletter's readers exports that newsletter, not everything they read)."""
+    subscriptions = Subscription.objects.filter(subscriber__in=subscribers)
+    if newsletter_id:
+        subscriptions = subscriptions.filter(newsletter_id=newsletter_id)
+    if status:
+        subscriptions = subscriptions.filter(status=status)
+    return subscriptions
 
 
 def export_rows(subscriptions: QuerySet[Subscription]) -> Iterator[list[str]]:
@@ -106,4 +123,6 @@ def csv_response(subscriptions: QuerySet[Subscription], filename: str) -> Stream
 
 
 def _iso(value: object) -> str:
-    return value.isoformat() if value else ""
+    # Always with microseconds, as PostgreSQL's COPY writes them (isoformat() drops a
+    # zero fraction), so both paths write the same cell.
+    return value.isoformat(timespec="microseconds") if value else ""

@@ -251,8 +251,14 @@ class SubscriberAdmin(AddressSearchMixin, LargeListMixin, admin.ModelAdmin):
     @admin.action(description="Export selected as CSV", permissions=["view"])
     def export_csv(self, request: HttpRequest, queryset: QuerySet[Subscriber]) -> HttpResponse:
         """One row per subscription of the selected people (all of the filtered list
-        with "Select all"), streamed."""
-        subscriptions = Subscription.objects.filter(subscriber__in=queryset)
+        with "Select all"), streamed; with the list filtered by newsletter or status,
+        only the subscriptions the filters chose."""
+        # The action posts to the changelist's own URL, filters and all.
+        subscriptions = exports.subscriptions_of(
+            queryset,
+            newsletter_id=request.GET.get(NewsletterFilter.parameter_name),
+            status=request.GET.get(StatusFilter.parameter_name),
+        )
         return exports.csv_response(subscriptions, "subscribers.csv")
 
 
