@@ -7,15 +7,20 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 from subscriptions.admin import paging
-from subscriptions.models import Subscriber
+from subscriptions.models import ConsentRecord, Subscriber, Subscription, SubscriptionEvent
 from tests.factories import NewsletterFactory, SubscriberFactory, SubscriptionFactory
 
 pytestmark = pytest.mark.django_db
 
 SUBSCRIBERS = reverse("admin:subscriptions_subscriber_changelist")
 SUBSCRIPTIONS = reverse("admin:subscriptions_subscription_changelist")
+EVENTS = reverse("admin:subscriptions_subscriptionevent_changelist")
+# The session and the user, the subscription, its consent records and its events (one
+# query each, whatever their number), its subscriber and its newsletter.
+SUBSCRIPTION_PAGE_QUERIES = 7
 
 
 def add_readers(count: int, newsletters: list) -> list[Subscriber]:
@@ -156,19 +161,61 @@ def test_the_query_count_of_a_subscriber_page_does_not_grow_with_subscriptions(
     assert queries_for(many) == queries_for(one)
 
 
+def add_history(subscription: Subscription, count: int) -> None:
+    """`count` consent records and as many events, as a subscription collects them."""
+    now = timezone.now()
+    ConsentRecord.objects.bulk_create(
+        ConsentRecord(subscription=subscription, kind="signup", at=now, ip_address="192.0.2.1")
+        for _ in range(count)
+    )
+    SubscriptionEvent.objects.bulk_create(
+        SubscriptionEvent(
+            subscription=subscription,
+            kind="resubmitted",
+            to_status="pending",
+            actor="reader",
+            at=now,
+        )
+        for _ in range(count)
+    )
+
+
+def test_the_query_count_of_a_subscription_page_is_pinned_and_does_not_grow_with_its_history(
+    admin_client, django_assert_num_queries
+) -> None:
+    newsletter = NewsletterFactory()
+    short, long = (
+        SubscriptionFactory(newsletter=newsletter),
+        SubscriptionFactory(newsletter=newsletter),
+    )
+    add_history(short, 1)
+    add_history(long, 25)
+
+    def queries_for(subscription: Subscription) -> int:
+        url = reverse("admin:subscriptions_subscription_change", args=[subscription.pk])
+        return len(page_queries(admin_client, url))
+
+    queries_for(short)  # the first admin page of a session loads what later ones reuse
+    assert queries_for(long) == queries_for(short)
+    with django_assert_num_queries(SUBSCRIPTION_PAGE_QUERIES):
+        admin_client.get(reverse("admin:subscriptions_subscription_change", args=[long.pk]))
+
+
 def test_the_address_search_matches_the_start_of_an_address_in_any_case(admin_client) -> None:
     newsletter = NewsletterFactory()
     for email in ["Kate.Tsurkan@example.org", "kate@example.net", "ann@kate.example"]:
-        SubscriptionFactory(subscriber__email=email, newsletter=newsletter)
+        subscription = SubscriptionFactory(subscriber__email=email, newsletter=newsletter)
+        add_history(subscription, 1)
 
     def found(url: str, term: str) -> set[str]:
         response = admin_client.get(url, {"q": term})
         rows = response.context["cl"].result_list
-        return {getattr(row, "subscriber", row).email for row in rows}
+        return {getattr(getattr(row, "subscription", row), "subscriber", row).email for row in rows}
 
     assert found(SUBSCRIBERS, "KATE") == {"Kate.Tsurkan@example.org", "kate@example.net"}
     assert found(SUBSCRIBERS, "kate.tsurkan@example.org") == {"Kate.Tsurkan@example.org"}
     assert found(SUBSCRIPTIONS, "ann@") == {"ann@kate.example"}
+    assert found(EVENTS, "KATE") == {"Kate.Tsurkan@example.org", "kate@example.net"}
     assert found(SUBSCRIBERS, "   ") == {
         "Kate.Tsurkan@example.org",
         "kate@example.net",
@@ -197,6 +244,7 @@ def plan(queryset) -> str:
         (SUBSCRIPTIONS, {"status__exact": "pending"}, "subscription_status"),
         (SUBSCRIPTIONS, {"source__exact": "import"}, "subscription_source"),
         (SUBSCRIPTIONS, {"q": "kate"}, "subscriber_email_ci_unique"),
+        (EVENTS, {"q": "kate"}, "subscriber_email_ci_unique"),
     ],
 )
 def test_every_filter_and_the_search_are_served_by_an_index(

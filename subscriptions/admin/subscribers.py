@@ -369,10 +369,11 @@ class SubscriptionAdmin(AddressSearchMixin, LargeListMixin, admin.ModelAdmin):
 
 
 @admin.register(SubscriptionEvent)
-class SubscriptionEventAdmin(LargeListMixin, ReadOnlyAdmin):
+class SubscriptionEventAdmin(AddressSearchMixin, LargeListMixin, ReadOnlyAdmin):
+    address_field = "subscription__subscriber__email"
     list_display = ["at", "subscription", "kind", "from_status", "to_status", "actor"]
     # A date filter, not date_hierarchy: the hierarchy's year and month links each take
     # an aggregate over the whole log.
     list_filter = ["kind", "at"]
-    search_fields = ["subscription__subscriber__email", "actor"]
+    search_fields = ["subscription__subscriber__email"]
     list_select_related = ["subscription__subscriber", "subscription__newsletter"]
