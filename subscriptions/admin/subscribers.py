@@ -12,6 +12,7 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
 from subscriptions import exports, privacy, services, suppression
 from subscriptions.admin.common import ReadOnlyAdmin, ReadOnlyInline, actor
@@ -211,7 +212,7 @@ class SubscriberAdmin(AddressSearchMixin, LargeListMixin, admin.ModelAdmin):
             "<table><thead><tr><th>When</th><th>Request</th><th>By</th></tr></thead>"
             '<tbody>{}</tbody></table><p><a href="{}">All privacy requests for this '
             "address</a></p>",
-            rows or format_html('<tr><td colspan="3">None.</td></tr>'),
+            rows or mark_safe('<tr><td colspan="3">None.</td></tr>'),
             privacy_log_url(obj.email),
         )
 
