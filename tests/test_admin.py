@@ -7,6 +7,7 @@ import io
 import re
 
 import pytest
+from django.conf import settings
 from django.contrib.messages import get_messages
 from django.core import mail
 from django.db import connection
@@ -21,6 +22,7 @@ from subscriptions.models import (
     ConsentRecord,
     OutboundEmail,
     Subscriber,
+    SubscriberImport,
     Subscription,
     SubscriptionEvent,
 )
@@ -504,3 +506,62 @@ def test_markup_in_a_newsletter_name_is_escaped_in_the_event_log(admin_client) -
     page = response.content.decode()
     assert SCRIPT not in page
     assert "<td>&lt;script&gt;alert(1)&lt;/script&gt;</td><td>Signed up</td>" in page
+
+
+# --- the import page ---------------------------------------------------------------------
+
+
+def queued_import(newsletter) -> SubscriberImport:
+    return SubscriberImport.objects.create(
+        newsletter=newsletter,
+        target_status=Status.PENDING,
+        file_path="/nonexistent/upload.csv",
+        original_name="readers.csv",
+        created_by=ACTOR,
+        created_at=timezone.now(),
+    )
+
+
+@pytest.mark.parametrize(
+    ("state", "label"),
+    [
+        (SubscriberImport.State.QUEUED, "Queued"),
+        (SubscriberImport.State.RUNNING, "Running"),
+        (SubscriberImport.State.DONE, "Done"),
+        (SubscriberImport.State.FAILED, "Failed"),
+    ],
+)
+def test_the_import_status_says_the_state_in_words_for_the_page(admin_client, state, label):
+    job = queued_import(NewsletterFactory())
+    SubscriberImport.objects.filter(pk=job.pk).update(state=state)
+
+    status = admin_client.get(reverse("admin:subscriptions_import_status", args=[job.pk])).json()
+
+    assert (status["state"], status["state_label"]) == (state, label)
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_the_import_page_follows_the_state_live_in_a_browser(page, site, admin_client) -> None:
+    from playwright.sync_api import expect
+
+    job = queued_import(NewsletterFactory())
+    session = admin_client.cookies[settings.SESSION_COOKIE_NAME].value
+    page.context.add_cookies(
+        [{"name": settings.SESSION_COOKIE_NAME, "value": session, "url": site}]
+    )
+    page.goto(site + reverse("admin:subscriptions_subscriberimport_change", args=[job.pk]))
+    state = page.locator('[data-import="state"]')
+    expect(state).to_have_text("Queued")
+
+    SubscriberImport.objects.filter(pk=job.pk).update(
+        state=SubscriberImport.State.RUNNING, phase=SubscriberImport.Phase.READING, rows_read=7
+    )
+    expect(state).to_have_text("Running")
+    expect(page.locator('[data-import="phase"]')).to_have_text("Reading and checking rows")
+    SubscriberImport.objects.filter(pk=job.pk).update(
+        state=SubscriberImport.State.DONE, phase=SubscriberImport.Phase.FINISHED
+    )
+
+    expect(state).to_have_text("Done")  # after the reload that shows the summary
+    expect(page.get_by_text("Skipped: 0 invalid")).to_be_visible()

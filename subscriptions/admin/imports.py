@@ -154,6 +154,8 @@ class SubscriberImportAdmin(admin.ModelAdmin):
         return JsonResponse(
             {
                 "state": job.state,
+                # What the page shows for the state, in the editor's words.
+                "state_label": job.get_state_display(),
                 "phase": job.get_phase_display(),
                 "percent": job.percent,
                 "rows_read": job.rows_read,

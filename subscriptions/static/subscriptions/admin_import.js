@@ -29,6 +29,7 @@
           if (!status) return;
           ["percent", "rows_read", "added", "upgraded", "already_subscribed", "skipped",
            "confirmations_queued", "phase"].forEach(function (name) { set(name, status[name]); });
+          set("state", status.state_label);
           if (status.state === "done" || status.state === "failed") {
             window.location.reload();
             return;
