@@ -7,6 +7,7 @@ from a million subscriptions on every view. The first run fills the past 90 days
 the subscriptions' own timestamps.
 """
 
+import math
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
@@ -27,7 +28,8 @@ ENDED = (Status.UNSUBSCRIBED, Status.BOUNCED, Status.COMPLAINED)
 
 @dataclass
 class Chart:
-    """A line of daily values drawn as SVG: points in a 0..width x 0..height box."""
+    """A line of daily values drawn as SVG: points in a 0..width x 0..height box, the
+    y-axis labels right-aligned left of it."""
 
     points: str
     low: int
@@ -36,6 +38,21 @@ class Chart:
     last_day: date | None
     width: int = 560
     height: int = 120
+    font_size: int = 11
+
+    @property
+    def margin(self) -> int:
+        """Room left of the box for the longer y-axis label ("1,204,517"), so it is not
+        cut off: a digit or separator is at most 0.6 em wide in the admin's fonts, and
+        the label ends 6 units before the box."""
+        longest = max(len(f"{self.low:,}"), len(f"{self.high:,}"))
+        return 6 + math.ceil(longest * 0.6 * self.font_size) + 4
+
+    @property
+    def view_box(self) -> str:
+        """The SVG's viewBox: the box with the labels' margin left, room right and below
+        for the day labels, above for the top label's ascent."""
+        return f"{-self.margin} -10 {self.width + self.margin + 20} {self.height + 30}"
 
 
 @dataclass

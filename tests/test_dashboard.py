@@ -1,9 +1,11 @@
 """The editors' dashboard: counts by status, the confirmation rate, who left or bounced
 in the last 30 days, 90 days of growth from daily snapshots, and the membership goal."""
 
+import re
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -17,6 +19,7 @@ from subscriptions.models import (
     SubscriptionEvent,
 )
 from subscriptions.tokens import confirmation_token
+from tests.browser_support import screenshot_of
 from tests.factories import NewsletterFactory, SubscriptionFactory
 
 pytestmark = pytest.mark.django_db
@@ -136,3 +139,62 @@ def test_the_dashboard_needs_the_newsletter_view_permission(client, django_user_
     client.force_login(user)
 
     assert client.get(DASHBOARD).status_code == 403
+
+
+def add_growth(newsletter, *, start: int, end: int) -> None:
+    """90 daily snapshots growing from `start` to `end` active subscribers."""
+    today = timezone.localdate()
+    NewsletterSnapshot.objects.bulk_create(
+        NewsletterSnapshot(
+            newsletter=newsletter,
+            day=today - timedelta(days=89 - n),
+            active=start + (end - start) * n // 89,
+            taken_at=timezone.now(),
+        )
+        for n in range(90)
+    )
+
+
+def y_axis_labels(page: str) -> tuple[float, list[tuple[float, str]]]:
+    """The chart's left edge (its viewBox) and its y-axis labels with their x."""
+    svg = re.search(r"<svg viewBox=\"(-?[\d.]+) [^\"]*\".*?</svg>", page, re.DOTALL)
+    labels = re.findall(r'<text x="(-?[\d.]+)"[^>]*text-anchor="end"[^>]*>([^<]*)</text>', svg[0])
+    return float(svg[1]), [(float(x), text) for x, text in labels if re.fullmatch(r"[\d,]+", text)]
+
+
+def test_the_chart_leaves_room_for_its_labels_at_a_million_subscribers(admin_client) -> None:
+    add_growth(NewsletterFactory(), start=863_889, end=1_204_517)
+
+    left, labels = y_axis_labels(admin_client.get(DASHBOARD).content.decode())
+
+    assert [text for _, text in labels] == ["1,204,517", "863,889"]
+    for x, text in labels:
+        # Right-aligned at x: the text runs leftwards, a digit up to 0.6 em at 11 px.
+        assert x - len(text) * 0.6 * 11 >= left, (x, text, left)
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_the_chart_labels_are_drawn_whole_in_a_browser(page, site, admin_client) -> None:
+    add_growth(NewsletterFactory(name="Daily Digest"), start=863_889, end=1_204_517)
+    session = admin_client.cookies[settings.SESSION_COOKIE_NAME].value
+    page.context.add_cookies(
+        [{"name": settings.SESSION_COOKIE_NAME, "value": session, "url": site}]
+    )
+
+    page.goto(site + DASHBOARD)
+    chart = page.locator("figure.growth-chart").first
+    screenshot_of(chart, "dashboard-growth-chart-a-million")
+    texts = chart.locator("svg").evaluate(
+        """svg => {
+            const view = svg.viewBox.baseVal;
+            return [...svg.querySelectorAll("text")].map(text => {
+                const box = text.getBBox();
+                return [text.textContent, box.x, box.x + box.width, view.x, view.x + view.width];
+            });
+        }"""
+    )
+
+    assert {text for text, *_ in texts} >= {"1,204,517", "863,889"}
+    for text, left, right, view_left, view_right in texts:
+        assert view_left <= left and right <= view_right, (text, left, right, view_left)
