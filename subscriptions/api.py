@@ -7,6 +7,7 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, JsonResponse
 from django.utils.cache import patch_cache_control
+from django.utils.translation import gettext
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
@@ -29,6 +30,8 @@ def _error(field: str, message: str, status: int = 400) -> JsonResponse:
 @require_POST
 def create_subscription(request: HttpRequest) -> JsonResponse:
     ip = client_ip(request)
+    # These answers come before the body (and its `lang`) is read, so they speak the
+    # URL's `?lang=` (which the embed's script sends) or Accept-Language.
     try:
         ratelimit.enforce("api-ip", client_network(ip))
         payload = _json_object(request)
@@ -74,7 +77,7 @@ def goal(request: HttpRequest) -> JsonResponse:
     """
     snapshot = goal_counter.read_snapshot()
     if snapshot is None:
-        response = _error("__all__", "There is no active membership goal.", status=404)
+        response = _error("__all__", gettext("There is no active membership goal."), status=404)
     else:
         response = JsonResponse(snapshot.as_json())
         patch_cache_control(response, public=True, max_age=settings.GOAL_API_MAX_AGE_SECONDS)
@@ -98,24 +101,24 @@ class BadPayload(Exception):
 def _json_object(request: HttpRequest) -> dict:
     """The body as a JSON object, or `BadPayload` saying what is wrong with it."""
     if request.content_type != "application/json":
-        raise BadPayload("Send a JSON body with Content-Type: application/json.")
+        raise BadPayload(gettext("Send a JSON body with Content-Type: application/json."))
     try:
         declared = int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:
         declared = 0
     if declared > settings.SIGNUP_MAX_BODY_BYTES:
-        raise BadPayload("The request body is too large.", status=413)
+        raise BadPayload(gettext("The request body is too large."), status=413)
     try:
         body = request.body
     except RequestDataTooBig as exc:
-        raise BadPayload("The request body is too large.", status=413) from exc
+        raise BadPayload(gettext("The request body is too large."), status=413) from exc
     if len(body) > settings.SIGNUP_MAX_BODY_BYTES:
-        raise BadPayload("The request body is too large.", status=413)
+        raise BadPayload(gettext("The request body is too large."), status=413)
     try:
         payload = json.loads(body.decode("utf-8"))
     # RecursionError: deeply nested arrays or objects exhaust the parser's stack.
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise BadPayload("The body is not valid JSON.") from exc
+        raise BadPayload(gettext("The body is not valid JSON.")) from exc
     if not isinstance(payload, dict):
-        raise BadPayload("Send a JSON object.")
+        raise BadPayload(gettext("Send a JSON object."))
     return payload

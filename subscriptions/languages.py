@@ -3,7 +3,9 @@
 In order: the page's own (`?lang=` on the URL: an embed's `lang`, a link in an email
 written in the subscriber's language; `lang` in an API body), else the language switcher's
 cookie or the browser's Accept-Language (Django's LocaleMiddleware), else the site's
-default. A subscriber keeps the language they last signed up in, and their emails use it.
+default. The embeds' script puts its `lang` on the API's URL as well as in the body:
+the API answers a client over its rate limit before it reads the body. A subscriber
+keeps the language they last signed up in, and their emails use it.
 """
 
 from collections.abc import Callable, Iterator

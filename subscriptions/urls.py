@@ -12,6 +12,7 @@ urlpatterns = [
     path("subscribe/", views.signup, name="signup"),
     path("subscribe/thanks/", views.thanks, name="thanks"),
     path("subscribe/embed/", embeds.embed_signup, name="embed_signup"),
+    path("embed/signup/", embeds.embed_signup_form, name="embed_signup_form"),
     path("embed/goal/", embeds.embed_goal, name="embed_goal"),
     path("confirm/<str:token>/", views.confirm, name="confirm"),
     path("confirm/<str:token>/resend/", views.confirm_resend, name="confirm_resend"),

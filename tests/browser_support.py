@@ -110,11 +110,20 @@ def page_without_javascript(browser, site) -> Iterator[object]:
     context.close()
 
 
-def screenshot(page: object, name: str, *, full_page: bool = True) -> Path:
-    """Save the page as it looks now, for people to look at after the run."""
+def screenshot(page: object, name: str) -> Path:
+    """Save the whole page as it looks now, for people to look at after the run."""
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=full_page)
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def screenshot_of(element: object, name: str) -> Path:
+    """Save one part of the page (a form, a banner) as it looks now: the state a test
+    reached, wherever on the page it is (Playwright scrolls it into view)."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    element.screenshot(path=str(path))
     return path
 
 
@@ -151,11 +160,11 @@ class AnotherSite:
     def origin(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def publish(self, name: str, body: str) -> str:
+    def publish(self, name: str, body: str, *, head: str = "") -> str:
         (self.folder / name).write_text(
             '<!doctype html><html lang="en"><head><meta charset="utf-8">'
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
-            "<title>Another site</title></head><body><main><h1>A partner's article</h1>"
+            f"<title>Another site</title>{head}</head><body><main><h1>A partner's article</h1>"
             f"{body}</main></body></html>",
             encoding="utf-8",
         )

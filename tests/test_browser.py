@@ -5,16 +5,17 @@ embeds on another site, keyboard-only use, accessibility (axe-core) and a phone-
 screen. Screenshots of the key states go to test-artifacts/."""
 
 import re
+from collections.abc import Iterator
 
 import pytest
 from django.core import mail
 from playwright.sync_api import expect
 
-from subscriptions import embeds, members, milestones
+from subscriptions import embeds, members, milestones, ratelimit
 from subscriptions.models import MembershipGoal, Newsletter, Subscriber, Subscription
 from subscriptions.tokens import confirmation_token, preferences_token, unsubscribe_token
 from subscriptions.views import SUCCESS_MESSAGE as LAZY_SUCCESS_MESSAGE
-from tests.browser_support import screenshot, serious_accessibility_violations
+from tests.browser_support import screenshot, screenshot_of, serious_accessibility_violations
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 INVALID = "Please, enter correct email address"
@@ -50,7 +51,7 @@ def test_signing_up_with_javascript_answers_inline(page, site) -> None:
     message.filter(has_text=SUCCESS_MESSAGE).wait_for()
     assert message.get_attribute("aria-live") == "polite"
     assert page.url == site + "/"  # no page load
-    screenshot(page, "signup-inline-success", full_page=False)
+    screenshot_of(page.locator("section.signup-box").first, "signup-inline-success")
     assert Subscriber.objects.filter(email="ann@example.org").exists()
     assert [m.to for m in messages_of("confirmation")] == [["ann@example.org"]]
 
@@ -67,7 +68,11 @@ def test_a_bad_address_gets_the_inline_error_and_stores_nothing(page, site) -> N
     error.filter(has_text=INVALID).wait_for()
     assert email.get_attribute("aria-invalid") == "true"
     assert error.get_attribute("id") in (email.get_attribute("aria-describedby") or "")
-    screenshot(page, "signup-inline-error", full_page=False)
+    # Shown once, under the field; focusing the field reads it out (aria-describedby).
+    expect(box.get_by_text(INVALID)).to_have_count(1)
+    expect(box.locator(".signup-message")).to_be_empty()
+    expect(email).to_be_focused()
+    screenshot_of(page.locator("section.signup-box").first, "signup-inline-error")
     assert not Subscriber.objects.exists()
 
 
@@ -133,7 +138,7 @@ def test_the_goal_banner_counts_a_new_member_without_a_reload(page, site) -> Non
     expect(count).to_have_text("1", timeout=10_000)
     assert page.locator('[data-goal-field="members-word"]').inner_text() == "member"
     assert page.locator(".membership-progress").get_attribute("value") == "1"
-    screenshot(page, "goal-banner-live", full_page=False)
+    screenshot_of(page.locator(".membership-banner"), "goal-banner-live")
 
 
 def test_the_embeds_work_on_another_sites_page(page, site, another_site) -> None:
@@ -142,31 +147,38 @@ def test_the_embeds_work_on_another_sites_page(page, site, another_site) -> None
     newsletter = Newsletter.objects.get(slug="explaining-ukraine")
     url = another_site.publish(
         "article.html",
-        embeds.goal_snippet() + embeds.signup_snippet([newsletter]),
+        embeds.goal_snippet() + embeds.signup_script_snippet([newsletter]),
     )
 
     page.goto(url)
-    form = page.locator(".newsroom-embed form.signup-form")
+    # The script put the form (fetched from us) into the placeholder.
+    form = page.locator(".newsroom-embed[data-newsroom-signup] form.signup-form")
     form.get_by_label("Email address").fill("dan@example.org")
     form.get_by_role("button", name="Subscribe").click()
 
     form.locator(".signup-message").filter(has_text=SUCCESS_MESSAGE).wait_for()
-    page.locator(".newsroom-embed .membership-banner").filter(
-        has_text="Help us reach 20,000 members"
-    ).wait_for()
-    assert page.locator('.newsroom-embed [data-goal-field="members"]').inner_text() == "1"
+    banner = page.locator(".newsroom-embed .membership-banner")
+    banner.filter(has_text="Help us reach 20,000 members").wait_for()
+    count = banner.locator('[data-goal-field="members"]')
+    expect(count).to_have_text("1")
     screenshot(page, "embeds-on-another-site")
     subscription = Subscription.objects.get(subscriber__email="dan@example.org")
     assert subscription.newsletter == newsletter
     assert subscription.consent_records.get().page_url == url
     assert page.url == url
 
+    # A member joins: the embedded banner counts them without a reload.
+    members.add_member(email="n@example.org", actor="test")
+    expect(count).to_have_text("2", timeout=10_000)
+    assert banner.locator(".membership-progress").get_attribute("value") == "2"
+    screenshot_of(banner, "goal-embed-live-on-another-site")
 
-def test_the_embedded_form_works_without_javascript(
+
+def test_the_plain_html_embed_works_without_javascript(
     page_without_javascript, site, another_site
 ) -> None:
     newsletter = Newsletter.objects.get(slug="daily-digest")
-    url = another_site.publish("plain.html", embeds.signup_snippet([newsletter]))
+    url = another_site.publish("plain.html", embeds.signup_html_snippet([newsletter]))
     page = page_without_javascript
 
     page.goto(url)
@@ -177,6 +189,102 @@ def test_the_embedded_form_works_without_javascript(
     # The thank-you page speaks the embed's language.
     assert page.url == site + "/subscribe/thanks/?lang=en"
     assert Subscription.objects.get(subscriber__email="erin@example.org").newsletter == newsletter
+
+
+def test_the_script_embed_without_javascript_links_to_the_newsletters_page(
+    page_without_javascript, site, another_site
+) -> None:
+    newsletter = Newsletter.objects.get(slug="daily-digest")
+    url = another_site.publish("script.html", embeds.signup_script_snippet([newsletter]))
+    page = page_without_javascript
+
+    page.goto(url)
+    page.get_by_role("link", name="Sign up for The Daily Digest").click()
+
+    page.get_by_role("heading", name="The Daily Digest").first.wait_for()
+    assert page.url == site + "/newsletters/daily-digest/?lang=en"
+
+
+@pytest.fixture
+def one_api_call_per_network(settings) -> Iterator[None]:
+    """The API takes one call per network an hour, counted in this process (which the
+    live server shares) from nothing, so no other test's calls count."""
+    settings.RATE_LIMIT_REDIS_URL = ""
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "api-ip": "1/h"}
+    ratelimit._backend_for("").clear()
+    yield
+    ratelimit._backend_for("").clear()
+
+
+def test_the_embed_shows_the_rate_limit_inline_in_its_own_language(
+    page, site, another_site, one_api_call_per_network
+) -> None:
+    # An English browser (en-GB) on a page with a Ukrainian embed.
+    newsletter = Newsletter.objects.get(slug="daily-digest")
+    url = another_site.publish("uk.html", embeds.signup_script_snippet([newsletter], language="uk"))
+    page.goto(url)
+    form = page.locator(".newsroom-embed form.signup-form")
+    message = form.locator(".signup-message")
+
+    form.get_by_label("Адреса електронної пошти").fill("iryna@example.org")
+    form.get_by_role("button", name="Підписатися").click()
+    message.filter(has_text="Ми надіслали вам лист").wait_for()
+    form.get_by_label("Адреса електронної пошти").fill("iryna@example.org")
+    form.get_by_role("button", name="Підписатися").click()
+
+    # The API refuses this one before it reads the body: the URL carries the lang.
+    expect(message).to_have_text(re.compile(r"^Забагато спроб підписатися\."))
+    assert message.get_attribute("aria-live") == "polite"
+    assert "is-error" in message.get_attribute("class")
+    screenshot_of(form, "embed-rate-limited")
+    assert Subscriber.objects.count() == 1
+
+
+# The accent colour (the button's) and the font of the first sign-up box matching a selector.
+LOOK_OF_A_SIGNUP_BOX = """box => {
+    const element = document.querySelector(box);
+    return {
+        accent: getComputedStyle(element.querySelector(".signup-form__submit")).backgroundColor,
+        font: getComputedStyle(element).fontFamily,
+    };
+}"""
+
+
+def test_the_host_page_restyles_the_embed_through_custom_properties(
+    page, site, another_site
+) -> None:
+    newsletter = Newsletter.objects.get(slug="daily-digest")
+    snippet = embeds.signup_script_snippet([newsletter])
+
+    def styles(url: str) -> dict:
+        page.goto(url)
+        page.locator(".newsroom-embed form.signup-form").wait_for()
+        return page.evaluate(LOOK_OF_A_SIGNUP_BOX, ".newsroom-embed")
+
+    plain = styles(another_site.publish("plain.html", snippet))
+    from_body = styles(
+        another_site.publish(
+            "body.html",
+            snippet,
+            head="<style>body { --newsroom-accent: #1d5c2e; }</style>",
+        )
+    )
+    # In the head, before the snippet's stylesheet, with the same specificity as its
+    # rules; and on an ancestor of the embed.
+    restyled = styles(
+        another_site.publish(
+            "restyled.html",
+            f'<div style="--newsroom-font: Georgia, serif">{snippet}</div>',
+            head="<style>.newsroom-embed { --newsroom-accent: #8a0b2e; }</style>",
+        )
+    )
+    screenshot(page, "embed-restyled-by-host")
+
+    page.goto(site + "/")
+    own = page.evaluate(LOOK_OF_A_SIGNUP_BOX, ".signup-box")
+    assert plain == own  # the defaults look like our own pages
+    assert restyled == {"accent": "rgb(138, 11, 46)", "font": "Georgia, serif"}
+    assert from_body == {"accent": "rgb(29, 92, 46)", "font": own["font"]}
 
 
 def test_a_reader_signs_up_with_the_keyboard_alone(page, site) -> None:
@@ -204,21 +312,27 @@ def test_no_page_has_serious_accessibility_violations(browser, site, another_sit
         subscriber=subscriber, newsletter=Newsletter.objects.first()
     )
     milestones.save_goal(MembershipGoal())
-    embedded = another_site.publish(
-        "embed.html", embeds.signup_snippet(list(Newsletter.objects.all()))
-    )
+    every_newsletter = list(Newsletter.objects.all())
     pages = {
         "home": site + "/",
         "newsletters": site + "/newsletters/",
         "confirm": f"{site}/confirm/{confirmation_token.make_token([subscription.pk])}/",
         "unsubscribe": f"{site}/unsubscribe/{unsubscribe_token.make_token(subscription.pk)}/",
         "preferences": f"{site}/preferences/{preferences_token.make_token(subscriber.pk)}/",
-        "embedded-form": embedded,
+        "embedded-form": another_site.publish(
+            "embed.html", embeds.signup_script_snippet(every_newsletter)
+        ),
+        "embedded-plain-form": another_site.publish(
+            "embed-plain.html", embeds.signup_html_snippet(every_newsletter)
+        ),
         "home-in-ukrainian": site + "/?lang=uk",
         "embedded-form-in-ukrainian": another_site.publish(
-            "embed-uk.html", embeds.signup_snippet([Newsletter.objects.first()], language="uk")
+            "embed-uk.html",
+            embeds.signup_script_snippet([Newsletter.objects.first()], language="uk"),
         ),
     }
+
+    rendered_by_script = {"embedded-form", "embedded-form-in-ukrainian"}
 
     # axe-core is injected as a script, which our own Content-Security-Policy (rightly)
     # refuses; this one context looks past it.
@@ -229,6 +343,8 @@ def test_no_page_has_serious_accessibility_violations(browser, site, another_sit
         for name, url in pages.items():
             page.goto(url)
             page.wait_for_load_state("networkidle")
+            if name in rendered_by_script:
+                page.locator("form.signup-form").wait_for()
             found[name] = serious_accessibility_violations(page)
             screenshot(page, f"page-{name}")
     finally:
@@ -266,12 +382,12 @@ def test_a_ukrainian_reader_is_answered_in_ukrainian(browser, site, another_site
                 joined += 1
                 members.add_member(email=f"member{joined}@example.org", actor="test")
             expect(words).to_have_text(word, timeout=10_000)
-        screenshot(page, "article-in-ukrainian", full_page=False)
+        screenshot(page, "article-in-ukrainian")
 
         # A Ukrainian embed on an English page answers in Ukrainian.
         english_page = context.new_page()
         url = another_site.publish(
-            "uk.html", embeds.signup_snippet([Newsletter.objects.first()], language="uk")
+            "uk.html", embeds.signup_script_snippet([Newsletter.objects.first()], language="uk")
         )
         english_page.goto(url)
         form = english_page.locator(".newsroom-embed form.signup-form")

@@ -4,12 +4,14 @@ browser tests drive the same snippets on another origin in Chromium.)"""
 
 import re
 from html import unescape
+from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.test import Client
 from django.urls import reverse
 
-from subscriptions import embeds, members, milestones
+from subscriptions import embeds, members, milestones, selectors
 from subscriptions.models import MembershipGoal, Newsletter, Subscriber, Subscription
 from tests.factories import NewsletterFactory
 
@@ -29,15 +31,31 @@ def csrf_client() -> Client:
     return Client(enforce_csrf_checks=True)
 
 
-def test_a_snippet_for_one_newsletter_names_it_and_points_at_this_site(digest) -> None:
-    snippet = embeds.signup_snippet([digest])
+def test_the_script_snippet_is_a_placeholder_the_script_fills_from_this_site(digest) -> None:
+    snippet = embeds.signup_script_snippet([digest])
+
+    fragment = re.search(r'data-newsroom-signup="([^"]+)"', snippet).group(1)
+    assert unescape(fragment) == (
+        "https://news.example.org/embed/signup/?newsletters=daily-digest&lang=en"
+    )
+    assert 'src="https://news.example.org/static/subscriptions/signup.js"' in snippet
+    assert 'href="https://news.example.org/static/subscriptions/embed.css"' in snippet
+    # Without JavaScript the placeholder is a link to the newsletter's page.
+    assert (
+        '<a href="https://news.example.org/newsletters/daily-digest/?lang=en">'
+        "Sign up for The Daily Digest</a>" in snippet
+    )
+    assert "<form" not in snippet
+    assert "{%" not in snippet and "{{" not in snippet
+
+
+def test_the_plain_html_snippet_is_a_form_posting_to_this_site_with_no_script(digest) -> None:
+    snippet = embeds.signup_html_snippet([digest])
 
     assert 'action="https://news.example.org/subscribe/embed/?lang=en"' in snippet
-    assert 'data-api="https://news.example.org/api/v1/subscriptions"' in snippet
     assert '<input type="hidden" name="newsletters" value="daily-digest">' in snippet
     assert 'href="https://news.example.org/static/subscriptions/embed.css"' in snippet
-    assert 'src="https://news.example.org/static/subscriptions/signup.js"' in snippet
-    assert 'aria-live="polite"' in snippet
+    assert "<script" not in snippet and "data-api" not in snippet
     assert "{%" not in snippet and "{{" not in snippet
 
 
@@ -45,23 +63,68 @@ def test_a_snippet_for_several_newsletters_offers_each_as_a_checkbox() -> None:
     first = NewsletterFactory(slug="first")
     second = NewsletterFactory(slug="second")
 
-    snippet = embeds.signup_snippet([first, second])
+    snippet = embeds.signup_html_snippet([first, second])
+    fragment = unescape(
+        re.search(
+            r'data-newsroom-signup="([^"]+)"', embeds.signup_script_snippet([first, second])
+        ).group(1)
+    )
 
     assert re.findall(r'type="checkbox" name="newsletters" value="([^"]+)"', snippet) == [
         "first",
         "second",
     ]
+    assert fragment.endswith("/embed/signup/?newsletters=first&newsletters=second&lang=en")
     ids = re.findall(r'id="([^"]+)"', snippet)
     assert len(ids) == len(set(ids))
 
 
-def test_a_newsletter_name_cannot_inject_markup_into_the_snippet() -> None:
+def test_a_newsletter_name_cannot_inject_markup_into_the_snippets() -> None:
     nasty = NewsletterFactory(name='<script>alert("x")</script>', slug="nasty")
 
-    snippet = embeds.signup_snippet([nasty])
+    for snippet in (embeds.signup_script_snippet([nasty]), embeds.signup_html_snippet([nasty])):
+        assert "<script>alert" not in snippet
+        assert "&lt;script&gt;alert" in snippet
 
-    assert "<script>alert" not in snippet
-    assert "&lt;script&gt;alert" in snippet
+
+def test_the_form_fragment_answers_inline_in_the_asked_language(client, digest) -> None:
+    response = client.get("/embed/signup/?newsletters=daily-digest&lang=uk")
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert response["Access-Control-Allow-Origin"] == "*"
+    assert "public" in response["Cache-Control"]
+    assert not response.cookies
+    assert 'data-api="https://news.example.org/api/v1/subscriptions"' in html
+    assert 'data-lang="uk"' in html
+    assert 'action="https://news.example.org/subscribe/embed/?lang=uk"' in html
+    assert "Адреса електронної пошти" in html
+    assert 'aria-live="polite"' in html
+    assert 'data-error-for="email"' in html
+
+
+def test_the_form_fragment_keeps_the_order_given_and_leaves_out_private_newsletters(
+    client, digest
+) -> None:
+    NewsletterFactory(slug="weekly")
+    NewsletterFactory(slug="hidden", is_public=False)
+
+    html = client.get(
+        "/embed/signup/?newsletters=weekly&newsletters=hidden&newsletters=daily-digest"
+    ).content.decode()
+
+    assert re.findall(r'name="newsletters" value="([^"]+)"', html) == ["weekly", "daily-digest"]
+
+
+@pytest.mark.parametrize("query", ["", "?newsletters=hidden", "?newsletters=nope"])
+def test_the_form_fragment_of_no_public_newsletter_is_not_found(client, query) -> None:
+    NewsletterFactory(slug="hidden", is_public=False)
+
+    response = client.get("/embed/signup/" + query)
+
+    assert response.status_code == 404
+    assert response.content == b""
+    assert response["Access-Control-Allow-Origin"] == "*"
 
 
 def test_another_sites_form_signs_up_without_our_csrf_token(csrf_client, digest) -> None:
@@ -168,34 +231,67 @@ def test_the_api_allows_the_listed_origins_only(client, settings) -> None:
     assert "Access-Control-Allow-Origin" not in refused
 
 
-def test_the_newsletter_admin_shows_its_embed_code_in_each_language(admin_client, digest):
+def embed_boxes(html: str) -> dict[str, str]:
+    return {
+        label: unescape(code)
+        for label, code in re.findall(
+            r'<textarea[^>]*aria-label="([^"]+)"[^>]*>(.*?)</textarea>', html, re.S
+        )
+    }
+
+
+def test_the_newsletter_admin_shows_both_snippets_in_each_language(admin_client, digest):
     response = admin_client.get(reverse("admin:subscriptions_newsletter_change", args=[digest.pk]))
 
-    html = response.content.decode()
-    boxes = re.findall(
-        r'<textarea[^>]*aria-label="Embed code, ([^"]+)"[^>]*>(.*?)</textarea>', html, re.S
-    )
-    assert [language for language, _ in boxes] == ["English", "Українська"]
-    english, ukrainian = (unescape(code) for _, code in boxes)
-    assert english == embeds.signup_snippet([digest], language="en")
-    assert ukrainian == embeds.signup_snippet([digest], language="uk")
+    assert embed_boxes(response.content.decode()) == {
+        "Script embed code, English": embeds.signup_script_snippet([digest], language="en"),
+        "Plain HTML embed code, English": embeds.signup_html_snippet([digest], language="en"),
+        "Script embed code, Українська": embeds.signup_script_snippet([digest], language="uk"),
+        "Plain HTML embed code, Українська": embeds.signup_html_snippet([digest], language="uk"),
+    }
 
 
 def test_the_embeds_page_gives_the_form_for_every_public_newsletter_and_the_banner(
     admin_client, digest
 ) -> None:
-    NewsletterFactory(slug="hidden", is_public=False)
+    NewsletterFactory(slug="weekly")
+    NewsletterFactory(slug="private-list", is_public=False)
 
     response = admin_client.get(reverse("admin:subscriptions_embeds"))
 
-    html = unescape(response.content.decode())
     assert response.status_code == 200
-    assert 'value="daily-digest"' in html
-    assert 'value="hidden"' not in html
-    assert 'data-newsroom-goal="https://news.example.org/embed/goal/?lang=en"' in html
+    boxes = embed_boxes(response.content.decode())
+    public = list(selectors.public_newsletters())
+    assert {n.slug for n in public} == {"daily-digest", "weekly"}
+    assert boxes == {
+        **{
+            f"Script embed code, {name}": embeds.signup_script_snippet(public, language=code)
+            for code, name in settings.LANGUAGES
+        },
+        **{
+            f"Plain HTML embed code, {name}": embeds.signup_html_snippet(public, language=code)
+            for code, name in settings.LANGUAGES
+        },
+        **{
+            f"Embed code, {name}": embeds.goal_snippet(language=code)
+            for code, name in settings.LANGUAGES
+        },
+    }
+    assert "private-list" not in "".join(boxes.values())
 
 
 def test_the_embeds_page_is_for_editors_only(client) -> None:
     response = client.get(reverse("admin:subscriptions_embeds"))
     assert response.status_code == 302
     assert "/login/" in response["Location"]
+
+
+def test_the_readmes_example_is_the_code_the_admin_shows() -> None:
+    newsletter = NewsletterFactory(name="Explaining Ukraine", slug="explaining-ukraine")
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Embedding on your own site", 1)[1].split("\n## ", 1)[0]
+
+    script, plain = re.findall(r"```html\n(.*?)\n```", section, re.S)
+
+    assert script == embeds.signup_script_snippet([newsletter])
+    assert plain == embeds.signup_html_snippet([newsletter])

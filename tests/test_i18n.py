@@ -10,6 +10,7 @@ import re
 import shutil
 import subprocess
 import sys
+from html import unescape
 from pathlib import Path
 
 import pytest
@@ -18,8 +19,14 @@ from django.core import mail
 from django.test import Client
 from django.utils import translation
 
-from subscriptions import embeds, privacy, services
-from subscriptions.models import ConsentRecord, Newsletter, Subscriber, Subscription
+from subscriptions import embeds, milestones, privacy, ratelimit, services
+from subscriptions.models import (
+    ConsentRecord,
+    MembershipGoal,
+    Newsletter,
+    Subscriber,
+    Subscription,
+)
 from subscriptions.templatetags.membership import members_words
 from subscriptions.views import rate_limited_message
 from tests.factories import human_form_token
@@ -39,8 +46,8 @@ def newsroom(db) -> None:
     call_command("load_demo_newsletters", verbosity=0)
 
 
-def api_post(client: Client, body: dict, **headers: str):
-    return client.post(API, json.dumps(body), content_type="application/json", **headers)
+def api_post(client: Client, body: dict, *, path: str = API, **headers: str):
+    return client.post(path, json.dumps(body), content_type="application/json", **headers)
 
 
 def page_text(response) -> str:
@@ -207,15 +214,99 @@ def test_the_wait_is_said_with_ukrainian_plurals() -> None:
         assert rate_limited_message(300).endswith("in 5 minutes.")
 
 
-def test_the_rate_limit_answer_is_in_the_readers_language(client, settings) -> None:
+@pytest.fixture
+def one_api_call_per_network(settings) -> None:
+    # The in-process window, emptied: no other test's calls count against this one.
+    settings.RATE_LIMIT_REDIS_URL = ""
+    ratelimit._backend_for("").clear()
     settings.RATE_LIMITS = {**settings.RATE_LIMITS, "api-ip": "1/h"}
+    yield
+    ratelimit._backend_for("").clear()
+
+
+def test_the_network_rate_limit_answer_speaks_the_embeds_lang_not_the_browsers(
+    client, one_api_call_per_network
+) -> None:
+    # The embed's script puts its lang on the URL: this limit answers before the body
+    # (and its lang) is read.
     body = {"email": "olena@example.org", "newsletters": ["daily-digest"], "lang": "uk"}
-    api_post(client, body)
+    first = api_post(client, body, HTTP_ACCEPT_LANGUAGE="en", path=API + "?lang=uk")
 
-    response = api_post(client, body, HTTP_ACCEPT_LANGUAGE="uk")
+    response = api_post(client, body, HTTP_ACCEPT_LANGUAGE="en", path=API + "?lang=uk")
 
+    assert first.status_code == 202
     assert response.status_code == 429
     assert response.json()["errors"]["__all__"][0].startswith("Забагато спроб підписатися.")
+    assert response["Content-Language"] == "uk"
+
+
+def test_the_network_rate_limit_answer_without_a_lang_follows_accept_language(
+    client, one_api_call_per_network
+) -> None:
+    body = {"email": "olena@example.org", "newsletters": ["daily-digest"]}
+    api_post(client, body)
+
+    english = api_post(client, body, HTTP_ACCEPT_LANGUAGE="en")
+    ukrainian = api_post(client, body, HTTP_ACCEPT_LANGUAGE="uk")
+
+    assert english.json()["errors"]["__all__"][0].startswith("Too many sign-up attempts.")
+    assert ukrainian.json()["errors"]["__all__"][0].startswith("Забагато спроб підписатися.")
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "english", "ukrainian"),
+    [
+        (
+            "text/plain",
+            "{}",
+            "Send a JSON body with Content-Type: application/json.",
+            "Надішліть тіло запиту в JSON із Content-Type: application/json.",
+        ),
+        (
+            "application/json",
+            "{",
+            "The body is not valid JSON.",
+            "Тіло запиту не є правильним JSON.",
+        ),
+        ("application/json", "[]", "Send a JSON object.", "Надішліть об’єкт JSON."),
+        (
+            "application/json",
+            "x" * 100_000,
+            "The request body is too large.",
+            "Тіло запиту завелике.",
+        ),
+    ],
+)
+def test_the_apis_answers_to_a_bad_body_are_translated(
+    client, content_type, body, english, ukrainian
+) -> None:
+    for path, accept_language, expected in (
+        (API, "en", english),
+        (API, "uk", ukrainian),
+        (API + "?lang=uk", "en", ukrainian),
+    ):
+        response = client.post(
+            path, body, content_type=content_type, HTTP_ACCEPT_LANGUAGE=accept_language
+        )
+        assert response.json() == {"errors": {"__all__": [expected]}}, (path, accept_language)
+
+
+def test_the_goal_apis_no_goal_answer_is_translated(
+    client, django_capture_on_commit_callbacks
+) -> None:
+    goal = MembershipGoal.objects.get(is_active=True)  # the demo's
+    goal.is_active = False
+    with django_capture_on_commit_callbacks(execute=True):
+        milestones.save_goal(goal)
+
+    english = client.get("/api/v1/goal", HTTP_ACCEPT_LANGUAGE="en")
+    ukrainian = client.get("/api/v1/goal?lang=uk", HTTP_ACCEPT_LANGUAGE="en")
+
+    assert english.status_code == ukrainian.status_code == 404
+    assert english.json() == {"errors": {"__all__": ["There is no active membership goal."]}}
+    assert ukrainian.json() == {
+        "errors": {"__all__": ["Зараз немає активної мети щодо кількості учасників."]}
+    }
 
 
 # A subscriber's language ---------------------------------------------------------------
@@ -352,11 +443,23 @@ def test_a_subscriber_with_no_language_gets_the_sites(django_capture_on_commit_c
 
 
 def test_the_ukrainian_embed_speaks_ukrainian_on_both_paths(client) -> None:
-    snippet = embeds.signup_snippet([Newsletter.objects.get(slug="daily-digest")], language="uk")
+    daily = Newsletter.objects.get(slug="daily-digest")
+    script = embeds.signup_script_snippet([daily], language="uk")
+    snippet = embeds.signup_html_snippet([daily], language="uk")
 
+    # The script's form, fetched from us, whatever the browser asks for.
+    assert 'lang="uk"' in script
+    assert "Підписатися на «The Daily Digest»" in script  # the link shown without JavaScript
+    fragment_url = unescape(re.search(r'data-newsroom-signup="([^"]+)"', script).group(1))
+    fragment = page_text(
+        client.get(fragment_url.removeprefix("https://news.example.org"), HTTP_ACCEPT_LANGUAGE="en")
+    )
+    assert "Адреса електронної пошти" in fragment
+    assert "Забагато спроб. Зачекайте кілька хвилин" in fragment  # the inline rate-limit text
+
+    # The plain form.
     assert 'lang="uk"' in snippet
     assert "Адреса електронної пошти" in snippet
-    assert "Забагато спроб. Зачекайте кілька хвилин" in snippet  # the inline rate-limit text
     action = re.search(r'action="([^"]+)"', snippet).group(1)
     assert action == "https://news.example.org/subscribe/embed/?lang=uk"
 

@@ -9,7 +9,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.urls import path
-from django.utils.html import format_html_join
+from django.utils.html import format_html, format_html_join
 
 from subscriptions import embeds, insight, selectors
 from subscriptions.models import Newsletter, Subscription
@@ -37,7 +37,7 @@ class NewsletterAdmin(admin.ModelAdmin):
         """Copy-paste HTML for this newsletter's sign-up box on another site."""
         if newsletter.pk is None:
             return "Save the newsletter first."
-        return _snippets(lambda language: embeds.signup_snippet([newsletter], language=language))
+        return _signup_snippets([newsletter])
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Newsletter]:
         return selectors.newsletters_with_status_counts()
@@ -78,19 +78,56 @@ class NewsletterAdmin(admin.ModelAdmin):
             **self.admin_site.each_context(request),
             "title": "Embed on other sites",
             "opts": self.model._meta,
-            "multi": _snippets(lambda language: embeds.signup_snippet(public, language=language)),
-            "goal": _snippets(lambda language: embeds.goal_snippet(language=language)),
+            "multi": _signup_snippets(public),
+            "goal": _goal_snippets(),
         }
         return TemplateResponse(request, "admin/subscriptions/embeds.html", context)
 
 
-def _snippets(render: Callable[[str], str]) -> str:
-    """A read-only text box of the snippet per language the site speaks."""
+def _signup_snippets(newsletters: list[Newsletter]) -> str:
+    """Per language the site speaks, the script snippet and the plain-HTML one."""
+    boxes = []
+    for code, name in settings.LANGUAGES:
+        boxes.append(
+            _snippet_box(
+                f"{name}, script: renders the form into the page, which answers inline",
+                f"Script embed code, {name}",
+                embeds.signup_script_snippet(newsletters, language=code),
+                rows=5,
+            )
+        )
+        boxes.append(
+            _snippet_box(
+                f"{name}, plain HTML: works with JavaScript off; the reader lands on our "
+                "thank-you page",
+                f"Plain HTML embed code, {name}",
+                embeds.signup_html_snippet(newsletters, language=code),
+                rows=14,
+            )
+        )
+    return format_html_join("", "{}", ((box,) for box in boxes))
+
+
+def _goal_snippets() -> str:
+    """Per language the site speaks, the goal banner's snippet."""
     return format_html_join(
         "",
-        '<p><strong>{}</strong></p><textarea class="vLargeTextField embed-code" rows="14" '
-        'readonly aria-label="Embed code, {}">{}</textarea>',
-        ((name, name, render(code)) for code, name in settings.LANGUAGES),
+        "{}",
+        (
+            (_snippet_box(name, f"Embed code, {name}", embeds.goal_snippet(language=code), rows=5),)
+            for code, name in settings.LANGUAGES
+        ),
+    )
+
+
+def _snippet_box(title: str, label: str, code: str, *, rows: int) -> str:
+    return format_html(
+        '<p><strong>{}</strong></p><textarea class="vLargeTextField embed-code" rows="{}" '
+        'readonly aria-label="{}">{}</textarea>',
+        title,
+        rows,
+        label,
+        code,
     )
 
 

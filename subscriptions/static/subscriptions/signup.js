@@ -1,10 +1,16 @@
 /*
- * Progressive enhancement for newsletter sign-up forms (any form[data-api]).
+ * Newsletter sign-up forms that answer inline (any form[data-api]).
  *
- * Without JavaScript the form posts to the HTML endpoint and the server renders the
- * result. With it, the same fields go to the JSON API and the server's answer is shown
- * in the form's aria-live region, without leaving the page. If the request cannot be
+ * On our pages the form is in the HTML: without JavaScript it posts to the HTML
+ * endpoint and the server renders the result. With it, the same fields go to the JSON
+ * API and the server's answer shows without leaving the page: a field's error under the
+ * field (tied to it by aria-invalid and aria-describedby, and focused), anything else
+ * (success, the rate limit) in the form's aria-live region. If the request cannot be
  * made at all (network failure), the form falls back to the normal POST.
+ *
+ * On another site, the embed's placeholder ([data-newsroom-signup]) names the URL of
+ * its form; this script fetches the form from us, puts it in the placeholder and
+ * enhances it the same way.
  *
  * No dependencies, no inline handlers (CSP-friendly).
  */
@@ -37,6 +43,25 @@
     });
     if (tokens.length) element.setAttribute(attribute, tokens.join(" "));
     else element.removeAttribute(attribute);
+  }
+
+  // The answer's language: the form's own (an embed's lang), else the page's.
+  function languageOf(form) {
+    var named = form.querySelector('[name="lang"]');
+    var holder = form.closest("[lang]");
+    return (
+      form.getAttribute("data-lang") ||
+      (named && named.value) ||
+      (holder && holder.getAttribute("lang")) ||
+      ""
+    );
+  }
+
+  // Also on the URL, not only in the body: the API refuses a client over its rate
+  // limit before reading the body, and that refusal should speak the form's language.
+  function withLanguage(url, language) {
+    if (!language || /[?&]lang=/.test(url)) return url;
+    return url + (url.indexOf("?") === -1 ? "?" : "&") + "lang=" + encodeURIComponent(language);
   }
 
   function enhance(form) {
@@ -142,23 +167,30 @@
 
     function handleErrors(errors) {
       errors = errors || {};
-      var emailMessage = firstMessage(errors.email);
-      var newslettersMessage = firstMessage(errors.newsletters);
-      var generalMessage = firstMessage(errors.__all__);
-      var text = emailMessage || newslettersMessage || generalMessage;
-      if (!text) {
+      // Each message shows once: under its field when the form has one (focusing the
+      // field reads it out through aria-describedby), else in the live region.
+      var focusTarget = null;
+      var unplaced = "";
+      var fields = ["newsletters", "email"];
+      for (var i = 0; i < fields.length; i++) {
+        var text = firstMessage(errors[fields[i]]);
+        if (!text) continue;
+        var target = showFieldError(fields[i], text);
+        if (target) focusTarget = target;
+        else unplaced = unplaced || text;
+      }
+      var general = firstMessage(errors.__all__);
+      if (!general && !unplaced) {
         for (var key in errors) {
-          if (Object.prototype.hasOwnProperty.call(errors, key)) {
-            text = firstMessage(errors[key]);
-            if (text) break;
+          if (Object.prototype.hasOwnProperty.call(errors, key) && fields.indexOf(key) === -1) {
+            general = firstMessage(errors[key]);
+            if (general) break;
           }
         }
       }
-      setMessage(text || GENERIC_ERROR, "error");
+      var regionText = general || unplaced;
+      if (regionText || !focusTarget) setMessage(regionText || GENERIC_ERROR, "error");
 
-      var focusTarget = null;
-      if (newslettersMessage) focusTarget = showFieldError("newsletters", newslettersMessage);
-      if (emailMessage) focusTarget = showFieldError("email", emailMessage) || focusTarget;
       if (focusTarget && focusTarget.tagName === "FIELDSET") {
         focusTarget = focusTarget.querySelector("input") || null;
       }
@@ -210,8 +242,7 @@
         form_token: valueOf("form_token"),
         page_url: pageUrl ? pageUrl.value : window.location.href
       };
-      // The answer's language: the form's own (an embed's lang), else the browser's.
-      var language = form.getAttribute("data-lang") || valueOf("lang");
+      var language = languageOf(form);
       if (language) payload.lang = language;
       // The optional human check (Turnstile or hCaptcha) leaves its answer in the form.
       var challenge = form.querySelector('[name="cf-turnstile-response"], [name="h-captcha-response"]');
@@ -219,7 +250,7 @@
 
       var request;
       try {
-        request = window.fetch(api, {
+        request = window.fetch(withLanguage(api, language), {
           method: "POST",
           headers: { "Content-Type": "application/json", Accept: "application/json" },
           credentials: "omit",
@@ -259,9 +290,31 @@
     }
   }
 
+  function render(placeholder) {
+    var url = placeholder.getAttribute("data-newsroom-signup");
+    if (!url || !window.fetch || placeholder.getAttribute("data-rendered") === "true") return;
+    placeholder.setAttribute("data-rendered", "true");
+    window
+      .fetch(url, { credentials: "omit", headers: { Accept: "text/html" } })
+      .then(function (response) {
+        return response.ok ? response.text() : null;
+      })
+      .then(function (html) {
+        if (!html || !html.trim()) return;
+        placeholder.innerHTML = html;
+        var form = placeholder.querySelector("form[data-api]");
+        if (form) enhance(form);
+      })
+      .catch(function () {
+        /* Keep the link to our newsletter page that the snippet shows without us. */
+      });
+  }
+
   function init() {
     var forms = document.querySelectorAll("form[data-api]");
     for (var i = 0; i < forms.length; i++) enhance(forms[i]);
+    var placeholders = document.querySelectorAll("[data-newsroom-signup]");
+    for (var j = 0; j < placeholders.length; j++) render(placeholders[j]);
   }
 
   if (document.readyState === "loading") {
