@@ -5,6 +5,7 @@ nothing.
 """
 
 import logging
+import math
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
@@ -167,9 +168,16 @@ def release_for_retry(outbound: OutboundEmail, *, error: str, retry_in: float) -
     )
 
 
+# Rows whose task was lost (never enqueued, or their worker died) that one sweep takes;
+# after a long broker outage the next sweeps take the rest.
+LOST_PER_SWEEP = 1000
+_SWEEP_TASK = "requeue-stale-outbound-emails"
+
+
 def requeue_stale(*, now: datetime | None = None) -> int:
     """Enqueue rows whose task is lost: never enqueued (the broker was down), a retry
-    overdue (its task never came back), or a send whose worker died.
+    overdue (its task never came back), or a send whose worker died; and rows held back
+    until due (a pending import's confirmations), oldest due first.
 
     A row whose retry is not yet overdue is left alone, however long its backoff: the
     retry's own task is waiting in the broker, and a second enqueue would start a second
@@ -178,15 +186,40 @@ def requeue_stale(*, now: datetime | None = None) -> int:
     """
     now = now or timezone.now()
     stale_before = now - timedelta(seconds=settings.OUTBOX_STALE_AFTER_SECONDS)
-    stale_ids = list(
+    due_ids = list(
+        OutboundEmail.objects.filter(status=Status.QUEUED, next_attempt_at__lt=stale_before)
+        .order_by("next_attempt_at", "pk")
+        .values_list("pk", flat=True)[: due_per_sweep()]
+    )
+    lost_ids = list(
         OutboundEmail.objects.filter(
             Q(status=Status.QUEUED, next_attempt_at__isnull=True, created_at__lt=stale_before)
-            | Q(status=Status.QUEUED, next_attempt_at__lt=stale_before)
             | Q(status=Status.SENDING, claimed_at__lt=stale_before)
-        ).values_list("pk", flat=True)[:1000]
+        )
+        .order_by("pk")
+        .values_list("pk", flat=True)[:LOST_PER_SWEEP]
     )
-    for outbound_email_id in stale_ids:
+    for outbound_email_id in due_ids + lost_ids:
         enqueue(outbound_email_id)
-    if stale_ids:
-        logger.info("re-enqueued %d stale outbound emails", len(stale_ids))
-    return len(stale_ids)
+    count = len(due_ids) + len(lost_ids)
+    if count:
+        logger.info("re-enqueued %d stale or due outbound emails", count)
+    return count
+
+
+def due_per_sweep() -> int:
+    """How many due rows one sweep enqueues: twice what a pending import makes due
+    between two sweeps at IMPORT_CONFIRMATIONS_PER_MINUTE, so the sweeper keeps its
+    pace and drains a backlog (the sweeper was down) at about that pace again, not in
+    one burst; never fewer than 1,000."""
+    per_sweep = settings.IMPORT_CONFIRMATIONS_PER_MINUTE * _sweep_interval_seconds() / 60
+    return max(1000, math.ceil(2 * per_sweep))
+
+
+def _sweep_interval_seconds() -> float:
+    """Seconds between two sweeps, as the beat schedule says (OUTBOX_SWEEP_INTERVAL;
+    a schedule other than a number of seconds counts as a minute)."""
+    schedule = settings.CELERY_BEAT_SCHEDULE.get(_SWEEP_TASK, {}).get("schedule", 60)
+    if isinstance(schedule, timedelta):
+        return schedule.total_seconds()
+    return float(schedule) if isinstance(schedule, int | float) else 60.0

@@ -1,6 +1,7 @@
 """Every email goes through the outbox: a duplicated task sends once, transient errors
 retry, permanent ones stop, and rows left behind are picked up by the sweeper."""
 
+import random
 import smtplib
 from datetime import timedelta
 from unittest import mock
@@ -358,3 +359,62 @@ def test_a_different_task_cannot_take_a_fresh_claim(queued):
 
     assert outbox.claim(queued.pk, task_id="task-2") is None
     assert outbox.claim(queued.pk) is None
+
+
+def held_back(count: int, *, first_due, per_minute: int) -> list[int]:
+    """Confirmations a pending import held back, due at its pace (each queued as its
+    chunk was written, so a later one was queued later), written in no order; their ids,
+    oldest due first."""
+    gap = timedelta(minutes=1) / per_minute
+    order = list(range(count))
+    random.Random(count).shuffle(order)
+    rows = OutboundEmail.objects.bulk_create(
+        OutboundEmail(
+            kind=OutboundEmail.Kind.CONFIRMATION,
+            to_email=f"held{n}@example.org",
+            created_at=first_due - timedelta(hours=2) + n * gap,
+            next_attempt_at=first_due + n * gap,
+        )
+        for n in order
+    )
+    return [row.pk for row in sorted(rows, key=lambda row: row.next_attempt_at)]
+
+
+@pytest.fixture
+def enqueued(monkeypatch) -> list[int]:
+    """What the sweeper hands to Celery, in order."""
+    handed = []
+    monkeypatch.setattr(outbox, "enqueue", handed.append)
+    return handed
+
+
+def test_the_sweeper_keeps_up_with_an_import_pace_above_a_thousand_a_minute(
+    settings, enqueued
+) -> None:
+    settings.IMPORT_CONFIRMATIONS_PER_MINUTE = 3_000
+    settings.CELERY_BEAT_SCHEDULE = {
+        "requeue-stale-outbound-emails": {"task": "x", "schedule": timedelta(seconds=60)}
+    }
+    now = timezone.now()
+    stale = timedelta(seconds=settings.OUTBOX_STALE_AFTER_SECONDS)
+    # A minute's worth at that pace, all due by the sweep.
+    due = held_back(3_000, first_due=now - stale - timedelta(minutes=1), per_minute=3_000)
+
+    assert outbox.requeue_stale(now=now) == 3_000
+
+    assert enqueued == due
+
+
+def test_the_sweeper_sends_the_oldest_due_first_when_more_are_due_than_a_sweep_takes(
+    settings, enqueued
+) -> None:
+    settings.IMPORT_CONFIRMATIONS_PER_MINUTE = 300  # a sweep takes the minimum, 1,000
+    now = timezone.now()
+    stale = timedelta(seconds=settings.OUTBOX_STALE_AFTER_SECONDS)
+    due = held_back(1_200, first_due=now - stale - timedelta(hours=1), per_minute=300)
+    not_yet = held_back(5, first_due=now, per_minute=300)
+
+    assert outbox.requeue_stale(now=now) == 1_000
+
+    assert enqueued == due[:1_000]
+    assert not set(not_yet) & set(enqueued)
