@@ -1,17 +1,20 @@
-"""The whole journey once through a real Celery worker on the real Redis, against the
-real database: sign up, the worker sends the confirmation, confirm, the worker sends
-the welcome email, unsubscribe in one click."""
+"""Through a real Celery worker on the real Redis, against the real database: the whole
+journey once (sign up, the worker sends the confirmation, confirm, the worker sends the
+welcome email, unsubscribe in one click), and a subscriber import."""
 
 import re
 import time
 
 import pytest
 from celery.contrib.testing.worker import start_worker
+from celery.signals import task_postrun
 from django.core import mail
 from django.test import Client
 
 from newsroom.celery import app as celery_app
-from subscriptions.models import OutboundEmail, Subscription
+from subscriptions import tasks
+from subscriptions.imports import jobs
+from subscriptions.models import OutboundEmail, SubscriberImport, Subscription
 from tests.factories import NewsletterFactory
 
 pytestmark = [
@@ -74,3 +77,48 @@ def test_the_journey_through_a_real_worker(worker):
     assert one_click.status_code == 200
     assert Subscription.objects.get().status == Subscription.Status.UNSUBSCRIBED
     assert list(OutboundEmail.objects.values_list("status", flat=True)) == ["sent", "sent"]
+
+
+def test_an_import_runs_to_the_end_on_a_real_worker(worker, tmp_path, settings):
+    settings.IMPORT_DIR = tmp_path
+    newsletter = NewsletterFactory()
+    upload = tmp_path / "upload-readers.csv"
+    upload.write_text(
+        "email,name\nann@example.org,Ann\nbob@example.org,Bob\nnot an address,\n"
+        "ANN@example.org,Ann again\n"
+    )
+
+    ran = []
+
+    def record(task, args, retval, **kwargs) -> None:
+        request = task.request
+        ran.append((request.is_eager, request.delivery_info["routing_key"], args, retval))
+
+    task_postrun.connect(record, sender=tasks.run_subscriber_import, weak=False)
+    # Enqueued when the (autocommit) transaction commits: at once.
+    job = jobs.start_import(
+        newsletter=newsletter,
+        target_status=Subscription.Status.PENDING,
+        consent_basis="",
+        file_path=upload,
+        original_name="readers.csv",
+        actor="admin:editor",
+    )
+    try:
+        wait_for(lambda: bool(ran))
+    finally:
+        task_postrun.disconnect(record, sender=tasks.run_subscriber_import)
+
+    # Taken from the test's own queue by the worker, not run in this process.
+    assert ran == [(False, "tests", [job.pk], SubscriberImport.State.DONE)]
+
+    job.refresh_from_db()
+    assert (job.rows_read, job.added, job.invalid, job.duplicates) == (4, 2, 1, 1)
+    assert job.confirmations_queued == 2
+    assert job.started_at is not None and job.error == ""
+    assert set(
+        Subscription.objects.filter(newsletter=newsletter).values_list(
+            "subscriber__email", "status"
+        )
+    ) == {("ann@example.org", "pending"), ("bob@example.org", "pending")}
+    assert not upload.exists()  # imported, so the uploaded copy is gone
