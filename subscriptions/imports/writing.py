@@ -299,14 +299,7 @@ def _sort_existing(
         f"AND sub.subscriber_id = {STAGE}.subscriber_id AND sub.newsletter_id = %s",
         [job.newsletter_id],
     )
-    # A subscription this import already wrote a consent record for is an address
-    # earlier in the file (in an earlier chunk: a chunk holds each address once).
-    cursor.execute(
-        f"UPDATE {STAGE} SET existing_status = 'repeat' WHERE existing_id IS NOT NULL "
-        f"AND EXISTS (SELECT 1 FROM {CONSENT} r WHERE r.subscription_id = {STAGE}.existing_id "
-        "AND r.kind = 'import' AND r.page_url = %s)",
-        [_consent_page(job)],
-    )
+    _mark_repeats_of_earlier_chunks(cursor, job)
     cursor.execute(
         f"DELETE FROM {STAGE} WHERE existing_status IN ('repeat', 'active', "
         f"{', '.join(repr(str(s)) for s in ENDED)}) "
@@ -322,6 +315,23 @@ def _sort_existing(
             rejected.append(Rejection(line, email, f"{status} earlier: an import never re-adds it"))
         else:
             outcome.already_subscribed += 1
+
+
+def _mark_repeats_of_earlier_chunks(cursor, job: JobContext) -> None:
+    """A subscription this import already wrote a consent record for is an address
+    earlier in the file, in an earlier chunk (a chunk holds each address once)."""
+    cursor.execute(f"SELECT existing_id FROM {STAGE} WHERE existing_id IS NOT NULL")
+    known = [subscription_id for (subscription_id,) in cursor.fetchall()]
+    # Looked up by id, a few at a time: as one join the planner, its statistics behind
+    # the import's own rows, scans every consent record instead of using the index.
+    for start in range(0, len(known), 5_000):
+        batch = known[start : start + 5_000]
+        cursor.execute(
+            f"UPDATE {STAGE} SET existing_status = 'repeat' WHERE existing_id IN "
+            f"(SELECT subscription_id FROM {CONSENT} WHERE subscription_id IN "
+            f"({', '.join(['%s'] * len(batch))}) AND kind = 'import' AND page_url = %s)",
+            [*batch, _consent_page(job)],
+        )
 
 
 def _consent_page(job: JobContext) -> str:
