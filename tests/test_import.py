@@ -6,6 +6,7 @@ be read failing cleanly."""
 import csv
 import gzip
 import io
+import secrets
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from subscriptions import outbox, services, suppression, tasks
+from subscriptions.csv_cells import csv_safe
 from subscriptions.imports import jobs
 from subscriptions.models import (
     ConsentRecord,
@@ -220,6 +222,28 @@ def test_a_pending_import_holds_confirmations_back_and_sends_them_at_the_set_pac
     ).exists()
 
 
+def test_cells_our_export_guarded_against_formulas_import_as_they_were(
+    tmp_path, newsletter
+) -> None:
+    path = write_csv(
+        tmp_path / "export.csv",
+        [
+            [csv_safe("-dash@example.org"), csv_safe("=Ann")],
+            [csv_safe("+plus@example.org"), csv_safe("@ann")],
+            ["'quote@example.org", "'Not a guard"],
+        ],
+    )
+
+    job = run(path, newsletter)
+
+    assert job.added == 3
+    assert sorted(Subscriber.objects.values_list("email", "name")) == [
+        ("'quote@example.org", "'Not a guard"),
+        ("+plus@example.org", "@ann"),
+        ("-dash@example.org", "=Ann"),
+    ]
+
+
 def test_a_gzipped_file_imports_like_a_plain_one(tmp_path, newsletter) -> None:
     plain = write_csv(tmp_path / "list.csv", [["ann@example.org", "Ann"]])
     packed = tmp_path / "list.csv.gz"
@@ -257,7 +281,7 @@ def test_unreadable_rows_are_reported_and_the_rest_imported(tmp_path, newsletter
     path = tmp_path / "mixed.csv"
     path.write_bytes(
         b"email,name\n"
-        b"ann@example.org,Ann\n"
+        b"ann@example.org,\xd0\x90\xd0\xbd\xd0\xbd\xd0\xb0\n"  # Anna, in Cyrillic: UTF-8
         b"bob@example.org,B\xffob\n"  # not UTF-8
         b'"cara@example.org,"Unclosed\n'
         b"dan\x00@example.org,Dan\n"
@@ -272,6 +296,28 @@ def test_unreadable_rows_are_reported_and_the_rest_imported(tmp_path, newsletter
     reasons = {line: reason for line, _, reason in report(job)}
     assert reasons["3"] == "the row is not valid UTF-8"
     assert job.invalid == len(reasons)
+
+
+@pytest.mark.parametrize(
+    ("content", "encoding"),
+    [
+        ("email;name\r\nzoe@example.org;Zoë Dupré\r\n", "cp1252"),
+        ("email\tname\nzoe@example.org\tZoë Dupré\n", "utf-8"),
+        ("email,name\nzoe@example.org,Zoë Dupré\n", "utf-16"),
+        ("\ufeffemail;name\nzoe@example.org;Zoë Dupré\n", "utf-8"),
+    ],
+    ids=["excel-windows-semicolons", "tabs", "utf-16", "excel-utf8-bom"],
+)
+def test_files_saved_by_spreadsheets_import_with_their_names_intact(
+    tmp_path, newsletter, content: str, encoding: str
+) -> None:
+    path = tmp_path / "from-excel.csv"
+    path.write_bytes(content.encode(encoding))
+
+    job = run(path, newsletter)
+
+    assert (job.state, job.added) == (SubscriberImport.State.DONE, 1)
+    assert Subscriber.objects.get().name == "Zoë Dupré"
 
 
 def test_a_known_address_the_import_changed_is_a_repeat_chunks_later_too(
@@ -349,6 +395,32 @@ def test_an_active_import_needs_a_consent_basis(tmp_path, newsletter) -> None:
     assert not SubscriberImport.objects.exists()
 
 
+def test_the_command_says_what_it_wrote_before_a_damaged_gzip_stopped_it(
+    tmp_path, newsletter, settings
+) -> None:
+    settings.IMPORT_CHUNK_ROWS = 100
+    # Random names, so the compressed file is long enough to cut in the middle.
+    rows = [[f"reader{i}@example.org", secrets.token_hex(16)] for i in range(3000)]
+    packed = gzip.compress(write_csv(tmp_path / "list.csv", rows).read_bytes())
+    damaged = tmp_path / "list.csv.gz"
+    damaged.write_bytes(packed[: len(packed) // 2])
+    out = io.StringIO()
+
+    with pytest.raises(CommandError, match="the compressed file is damaged"):
+        call_command(
+            "import_subscribers",
+            str(damaged),
+            newsletter="daily-digest",
+            status="active",
+            consent_basis="old list",
+            stdout=out,
+        )
+
+    added = Subscriber.objects.count()
+    assert 0 < added < 3000
+    assert f"Stopped: {added} rows read; {added} added" in out.getvalue()
+
+
 def test_the_command_imports_prints_a_summary_and_fails_on_a_missing_file(
     tmp_path, newsletter
 ) -> None:
@@ -360,7 +432,8 @@ def test_the_command_imports_prints_a_summary_and_fails_on_a_missing_file(
     )
 
     text = out.getvalue()
-    assert "2 rows read; 1 added" in text
+    assert "100%  2 rows read" in text
+    assert "Done: 2 rows read; 1 added" in text
     assert "skipped 1 invalid" in text
     assert "Confirmation emails queued: 1" in text
     with pytest.raises(CommandError, match="no such file"):

@@ -7,6 +7,7 @@ the file marks it unsubscribed, or when it cannot be read. What survives is a ch
 `ImportRow`s: small tuples, so memory stays flat whatever the file's size.
 """
 
+import codecs
 import csv
 import gzip
 import io
@@ -21,6 +22,7 @@ from typing import BinaryIO, NamedTuple
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
+from subscriptions.csv_cells import csv_unguarded
 from subscriptions.models import Subscription
 from subscriptions.suppression import address_hash
 from subscriptions.validation import check_domain_policy, normalize_email
@@ -89,19 +91,26 @@ class ImportFile:
         self.size = path.stat().st_size
         compressed = self._raw.read(2) == b"\x1f\x8b"
         self._raw.seek(0)
-        stream: BinaryIO = gzip.GzipFile(fileobj=self._raw) if compressed else self._raw
-        # Bad bytes become U+FFFD and fail the row they are in, not the whole file.
-        self._text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="replace", newline="")
-        self._reader = csv.reader(self._text)
+        stream = gzip.GzipFile(fileobj=self._raw) if compressed else self._raw
         try:
-            header = next(self._reader)
-        except (StopIteration, csv.Error, gzip.BadGzipFile, EOFError, OSError) as exc:
+            self.encoding = _encoding(stream.peek(_SAMPLE_BYTES)[:_SAMPLE_BYTES])
+            # Bad bytes become U+FFFD and fail the row they are in, not the whole file.
+            self._text = io.TextIOWrapper(
+                stream, encoding=self.encoding, errors="replace", newline=""
+            )
+            first_line = self._text.readline()
+        except (gzip.BadGzipFile, EOFError, OSError) as exc:
             self.close()
             raise ImportFileError("the file is empty or not CSV") from exc
-        self.columns = [name.strip().lower() for name in header]
-        if EMAIL not in self.columns:
+        if not first_line.strip():
+            self.close()
+            raise ImportFileError("the file is empty or not CSV")
+        found = _header(first_line)
+        if found is None:
             self.close()
             raise ImportFileError("the first row must name the columns, one of them `email`")
+        self.delimiter, self.columns = found
+        self._reader = csv.reader(self._text, delimiter=self.delimiter)
 
     def close(self) -> None:
         self._raw.close()
@@ -124,7 +133,42 @@ class ImportFile:
             except (gzip.BadGzipFile, EOFError, OSError) as exc:
                 raise ImportFileError("the compressed file is damaged") from exc
             if fields:
-                yield self._reader.line_num, fields
+                # The reader started after the header, the file's line 1.
+                yield self._reader.line_num + 1, fields
+
+
+# Enough of the file's start to tell its encoding by.
+_SAMPLE_BYTES = 64 * 1024
+# Spreadsheets save CSV with a comma, or in much of Europe a semicolon; "CSV" from
+# other tools is often tab-separated.
+_DELIMITERS = (",", ";", "\t")
+
+
+def _encoding(sample: bytes) -> str:
+    """UTF-8 (with or without Excel's byte-order mark), UTF-16 when a byte-order mark
+    says so, and Windows-1252 (Excel's "CSV" on Windows in Western Europe) when the
+    start of the file has bytes UTF-8 cannot read and no character it can beyond ASCII.
+    A UTF-8 file with a few broken bytes stays UTF-8: the rows holding them are
+    reported, rather than every other name read wrongly."""
+    if sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    text = codecs.getincrementaldecoder("utf-8")(errors="replace").decode(sample, final=False)
+    if "\ufffd" in text and text.replace("\ufffd", "").lstrip("\ufeff").isascii():
+        return "cp1252"
+    return "utf-8-sig"
+
+
+def _header(line: str) -> tuple[str, list[str]] | None:
+    """The delimiter that makes the first line name an `email` column, and the names."""
+    for delimiter in _DELIMITERS:
+        try:
+            names = next(csv.reader([line], delimiter=delimiter), [])
+        except csv.Error:
+            return None
+        columns = [name.strip().lower() for name in names]
+        if EMAIL in columns:
+            return delimiter, columns
+    return None
 
 
 class RowChecker:
@@ -154,6 +198,8 @@ class RowChecker:
     def check(self, line: int, fields: list[str] | None) -> ImportRow | Rejection:
         if fields is None:
             return Rejection(line, "", "the row cannot be read as CSV")
+        if any(value[:1] == "'" for value in fields):
+            fields = [csv_unguarded(value) for value in fields]
         record = dict(zip(self.columns, fields, strict=False))
         given = record.get(EMAIL, "")
         if any("\ufffd" in value for value in fields):

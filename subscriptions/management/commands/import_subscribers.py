@@ -52,10 +52,11 @@ class Command(BaseCommand):
         except jobs.ImportRefused as exc:
             raise CommandError(str(exc)) from exc
         job = jobs.run_import(job.pk, on_chunk=self._progress)
-        if job.state == SubscriberImport.State.FAILED:
-            raise CommandError(job.error)
+        if job.state == SubscriberImport.State.DONE:
+            self._progress(job)
         self.stdout.write(
-            f"Done: {job.rows_read} rows read; {job.added} added, {job.upgraded} upgraded "
+            f"{'Done' if job.state == SubscriberImport.State.DONE else 'Stopped'}: "
+            f"{job.rows_read} rows read; {job.added} added, {job.upgraded} upgraded "
             f"to active, {job.already_subscribed} already subscribed; skipped "
             f"{job.invalid} invalid, {job.duplicates} repeated, {job.suppressed} suppressed, "
             f"{job.left_alone} unsubscribed earlier. Confirmation emails queued: "
@@ -63,6 +64,9 @@ class Command(BaseCommand):
         )
         if job.skipped:
             self.stdout.write(f"The skipped rows and why: {job.report_path}")
+        if job.state == SubscriberImport.State.FAILED:
+            # What was written before the failure stays: each chunk commits on its own.
+            raise CommandError(job.error)
 
     def _progress(self, job: SubscriberImport) -> None:
         self.stdout.write(f"{job.percent:3d}%  {job.rows_read} rows read, {job.added} added")
