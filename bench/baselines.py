@@ -1,6 +1,14 @@
 """Baseline views: the least a Django view can do, under the app's own middleware."""
 
+import json
+
+from django.db import connection
 from django.http import HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+# Made by the sign-up benchmark in its fresh database (bench/signup.py).
+ONE_INSERT_TABLE = "bench_one_insert"
 
 
 def no_database(request: HttpRequest) -> JsonResponse:
@@ -16,3 +24,14 @@ def no_database(request: HttpRequest) -> JsonResponse:
             "updated_at": "2026-12-01T12:00:00+00:00",
         }
     )
+
+
+@csrf_exempt
+@require_POST
+def one_insert(request: HttpRequest) -> JsonResponse:
+    """Read the sign-up's JSON body and insert its address as one row: the database's
+    ceiling for a view that writes (one statement, one commit)."""
+    email = json.loads(request.body)["email"]
+    with connection.cursor() as cursor:
+        cursor.execute(f"INSERT INTO {ONE_INSERT_TABLE} (email) VALUES (%s)", [email])  # noqa: S608
+    return JsonResponse({"status": "pending"}, status=202)

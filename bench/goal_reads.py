@@ -58,14 +58,7 @@ def main() -> int:
         with urllib.request.urlopen(f"{base}/api/v1/goal") as response:  # noqa: S310 - loopback
             served = json.load(response)["members"]
 
-    baseline = harness.LoadResult(
-        name="no-database view (baseline, mean)",
-        requests_per_second=(first.requests_per_second + second.requests_per_second) / 2,
-        p50_ms=(first.p50_ms + second.p50_ms) / 2,
-        p99_ms=(first.p99_ms + second.p99_ms) / 2,
-        requests=first.requests + second.requests,
-        errors=first.errors + second.errors,
-    )
+    baseline = harness.mean("no-database view (baseline, mean)", first, second)
     print()
     print(
         f"gunicorn {' '.join(harness.GUNICORN_ARGS)}; wrk -t2 -c{options.connections} "

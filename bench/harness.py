@@ -232,6 +232,19 @@ def _errors(output: str) -> int:
     return errors
 
 
+def mean(name: str, first: LoadResult, second: LoadResult) -> LoadResult:
+    """A baseline measured before and after the runs it is compared with, averaged, so a
+    drift of the shared machine during the run shows in neither direction alone."""
+    return LoadResult(
+        name=name,
+        requests_per_second=(first.requests_per_second + second.requests_per_second) / 2,
+        p50_ms=(first.p50_ms + second.p50_ms) / 2,
+        p99_ms=(first.p99_ms + second.p99_ms) / 2,
+        requests=first.requests + second.requests,
+        errors=first.errors + second.errors,
+    )
+
+
 def report(results: Sequence[LoadResult], baseline: LoadResult) -> None:
     """Print the table: absolute numbers, then the ratio to the baseline's requests/s."""
     print(f"{'':34} {'req/s':>9} {'ratio':>7} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
