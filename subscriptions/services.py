@@ -11,12 +11,13 @@ after commit.
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
-from subscriptions import languages, outbox, suppression
+from subscriptions import first_signup, languages, outbox, suppression
 from subscriptions.exceptions import AddressErased
 from subscriptions.models import (
     ConsentRecord,
@@ -126,6 +127,30 @@ def _sign_up(
 ) -> SignupResult:
     address = normalize_email(email)
     now = timezone.now()
+    if (
+        connection.vendor == "postgresql"
+        and not verified
+        and newsletters
+        and all(newsletter.double_opt_in for newsletter in newsletters)
+    ):
+        # A new address (most sign-ups) in one statement; anything else below.
+        inserted = first_signup.insert_new_address(
+            address=address,
+            newsletter_ids=[newsletter.pk for newsletter in newsletters],
+            source=source,
+            actor=actor,
+            consent=consent,
+            language=language,
+            now=now,
+        )
+        if inserted is not None:
+            subscriber_id, outbound_id, pending_ids = inserted
+            transaction.on_commit(partial(outbox.enqueue, outbound_id), robust=True)
+            return SignupResult(
+                subscriber_id=subscriber_id,
+                pending_ids=pending_ids,
+                confirmation_email_id=outbound_id,
+            )
     with transaction.atomic():
         subscriber = lock_or_create_subscriber(address, language=language)
         if language and subscriber.language != language:
