@@ -16,8 +16,7 @@ from subscriptions.client import client_ip, client_network
 from subscriptions.forms import SignupForm
 from subscriptions.models import Subscription
 from subscriptions.ratelimit import RateLimited
-from subscriptions.validation import canonical_mailbox
-from subscriptions.views import SUCCESS_MESSAGE, rate_limited_message
+from subscriptions.views import SUCCESS_MESSAGE, mailbox_of, rate_limited_message
 
 
 def _error(field: str, message: str, status: int = 400) -> JsonResponse:
@@ -30,23 +29,32 @@ def _error(field: str, message: str, status: int = 400) -> JsonResponse:
 @require_POST
 def create_subscription(request: HttpRequest) -> JsonResponse:
     ip = client_ip(request)
-    # These answers come before the body (and its `lang`) is read, so they speak the
-    # URL's `?lang=` (which the embed's script sends) or Accept-Language.
+    per_client = ("api-ip", client_network(ip))
     try:
-        ratelimit.enforce("api-ip", client_network(ip))
         payload = _json_object(request)
     except BadPayload as exc:
-        return _error("__all__", exc.message, status=exc.status)
-    except RateLimited as exc:
-        return _rate_limited(exc)
+        # A flood of bad bodies is a flood: it counts against the client all the same.
+        # This answer comes before the body's `lang` is read, so it speaks the URL's
+        # `?lang=` (which the embed's script sends) or Accept-Language.
+        limited = _limited([per_client])
+        return limited or _error("__all__", exc.message, status=exc.status)
     # The body's `lang` (the embedding page's language) wins over Accept-Language.
     with languages.speaking(request, payload.get("lang")) as language:
-        response = _sign_up(request, payload, ip)
+        response = _sign_up(request, payload, ip, per_client)
     response.headers.setdefault("Content-Language", language)
     return response
 
 
-def _sign_up(request: HttpRequest, payload: dict, ip: str | None) -> JsonResponse:
+def _sign_up(
+    request: HttpRequest, payload: dict, ip: str | None, per_client: tuple[str, str]
+) -> JsonResponse:
+    # Both limits in one round trip, before the form reads the database (or asks a
+    # challenge provider): the client's, and the mailbox's when the address is one.
+    limits = [per_client]
+    if (mailbox := mailbox_of(payload.get("email"))) is not None:
+        limits.append(("api-email", mailbox))
+    if (limited := _limited(limits)) is not None:
+        return limited
     form = SignupForm(data=payload, require_form_token=False, remote_ip=ip)
     if not form.is_valid():
         errors = {
@@ -54,12 +62,16 @@ def _sign_up(request: HttpRequest, payload: dict, ip: str | None) -> JsonRespons
             for field, field_errors in form.errors.get_json_data().items()
         }
         return JsonResponse({"errors": errors}, status=400)
-    try:
-        ratelimit.enforce("api-email", canonical_mailbox(form.cleaned_data["email"]))
-    except RateLimited as exc:
-        return _rate_limited(exc)
     form.submit(request, source=Subscription.Source.API, caller_consent_text=True)
     return JsonResponse({"status": "pending", "message": SUCCESS_MESSAGE}, status=202)
+
+
+def _limited(limits: list[tuple[str, str]]) -> JsonResponse | None:
+    try:
+        ratelimit.enforce_all(limits)
+    except RateLimited as exc:
+        return _rate_limited(exc)
+    return None
 
 
 def _rate_limited(exc: RateLimited) -> JsonResponse:

@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from subscriptions.leases import Namespace, lease
 from subscriptions.models import GoalMilestone, OutboundEmail, Subscriber, Subscription
+from subscriptions.task_queue import send_to_worker
 
 logger = logging.getLogger(__name__)
 Status = OutboundEmail.Status
@@ -62,7 +63,8 @@ def enqueue(outbound_email_id: int) -> None:
     from subscriptions.tasks import send_outbound_email
 
     try:
-        send_outbound_email.delay(outbound_email_id)
+        # One LPUSH: every sign-up comes through here (see task_queue).
+        send_to_worker(send_outbound_email, outbound_email_id)
     except Exception:  # noqa: BLE001 - any broker failure; the sweeper is the safety net
         logger.warning(
             "could not enqueue outbound email %s; the sweeper will retry",

@@ -16,6 +16,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict, deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -24,15 +25,21 @@ from django.conf import settings
 
 logger = logging.getLogger(__name__)
 
-_SLIDING_WINDOW = """
-redis.call('ZREMRANGEBYSCORE', KEYS[1], 0, tonumber(ARGV[1]) - tonumber(ARGV[2]))
-local count = redis.call('ZCARD', KEYS[1])
-if count >= tonumber(ARGV[3]) then
-  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-  return tonumber(oldest[2]) + tonumber(ARGV[2]) - tonumber(ARGV[1])
+# KEYS: the windows to count this request in, in order. ARGV: now (ms), this request's
+# member, then each window's length (ms) and limit. The first window that is full stops
+# the count there and answers the milliseconds until it has room; -1 means counted in all.
+_SLIDING_WINDOWS = """
+local now = tonumber(ARGV[1])
+for i, key in ipairs(KEYS) do
+  local window = tonumber(ARGV[1 + 2 * i])
+  redis.call('ZREMRANGEBYSCORE', key, 0, now - window)
+  if redis.call('ZCARD', key) >= tonumber(ARGV[2 + 2 * i]) then
+    local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+    return tonumber(oldest[2]) + window - now
+  end
+  redis.call('ZADD', key, now, ARGV[2])
+  redis.call('PEXPIRE', key, window)
 end
-redis.call('ZADD', KEYS[1], ARGV[1], ARGV[4])
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return -1
 """
 
@@ -69,9 +76,20 @@ class RateLimited(Exception):
 def enforce(limit_name: str, value: str) -> None:
     """Count one request for `value` under the named limit (a key of
     settings.RATE_LIMITS), or raise `RateLimited` with the seconds until one is free."""
-    rate = Rate.parse(settings.RATE_LIMITS[limit_name])
-    digest = hashlib.sha256(f"{limit_name}|{value}".encode()).hexdigest()[:32]
-    wait_ms = _backend().hit(f"ratelimit:{limit_name}:{digest}", rate)
+    enforce_all([(limit_name, value)])
+
+
+def enforce_all(limits: Sequence[tuple[str, str]]) -> None:
+    """Count one request under each (limit name, value) in turn, in one round trip to
+    Redis, as `enforce` one after another would: a full window stops the count there
+    and raises `RateLimited`; the ones before it have counted the request."""
+    windows = []
+    for limit_name, value in limits:
+        digest = hashlib.sha256(f"{limit_name}|{value}".encode()).hexdigest()[:32]
+        windows.append(
+            (f"ratelimit:{limit_name}:{digest}", Rate.parse(settings.RATE_LIMITS[limit_name]))
+        )
+    wait_ms = _backend().hit_all(windows)
     if wait_ms is not None:
         raise RateLimited(retry_after=max(1, math.ceil(wait_ms / 1000)))
 
@@ -79,15 +97,19 @@ def enforce(limit_name: str, value: str) -> None:
 class _RedisWindow:
     def __init__(self, url: str) -> None:
         client = redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
-        self._script = client.register_script(_SLIDING_WINDOW)
+        self._script = client.register_script(_SLIDING_WINDOWS)
 
     def hit(self, key: str, rate: Rate) -> int | None:
+        return self.hit_all([(key, rate)])
+
+    def hit_all(self, windows: Sequence[tuple[str, Rate]]) -> int | None:
         now_ms = int(time.time() * 1000)
         member = f"{now_ms}-{uuid.uuid4().hex[:8]}"
+        args: list[object] = [now_ms, member]
+        for _, rate in windows:
+            args += [rate.window_seconds * 1000, rate.count]
         try:
-            wait = self._script(
-                keys=[key], args=[now_ms, rate.window_seconds * 1000, rate.count, member]
-            )
+            wait = self._script(keys=[key for key, _ in windows], args=args)
         except redis.RedisError:
             logger.warning("rate limit check skipped: Redis unavailable", exc_info=True)
             return None
@@ -95,21 +117,25 @@ class _RedisWindow:
 
 
 class _LocalWindow:
-    """The same sliding window for one process, when there is no Redis."""
+    """The same sliding windows for one process, when there is no Redis."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._hits: dict[str, deque[float]] = defaultdict(deque)
 
     def hit(self, key: str, rate: Rate) -> int | None:
+        return self.hit_all([(key, rate)])
+
+    def hit_all(self, windows: Sequence[tuple[str, Rate]]) -> int | None:
         now = time.monotonic()
         with self._lock:
-            hits = self._hits[key]
-            while hits and hits[0] <= now - rate.window_seconds:
-                hits.popleft()
-            if len(hits) >= rate.count:
-                return int((hits[0] + rate.window_seconds - now) * 1000)
-            hits.append(now)
+            for key, rate in windows:
+                hits = self._hits[key]
+                while hits and hits[0] <= now - rate.window_seconds:
+                    hits.popleft()
+                if len(hits) >= rate.count:
+                    return int((hits[0] + rate.window_seconds - now) * 1000)
+                hits.append(now)
         return None
 
     def clear(self) -> None:

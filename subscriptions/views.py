@@ -1,5 +1,6 @@
 """Reader-facing pages. Thin: parse the request, call a service, render a page."""
 
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
@@ -24,7 +25,7 @@ from subscriptions.tokens import (
     unsubscribe_token,
 )
 from subscriptions.transitions import confirmation_prompt
-from subscriptions.validation import canonical_mailbox
+from subscriptions.validation import canonical_mailbox, normalize_email
 
 SUCCESS_MESSAGE = _(
     "Thank you for signing up for this newsletter. We've sent you a confirmation email."
@@ -101,21 +102,13 @@ def form_signup(request: HttpRequest, *, require_form_token: bool) -> HttpRespon
     """Sign up from an HTML form post: our own pages' form, or an embedded one on
     another site (which cannot carry our signed render time)."""
     ip = client_ip(request)
+    # Both limits in one round trip, before the form reads the database (or asks a
+    # challenge provider): the client's, and the mailbox's when the address is one.
+    limits = [("form-ip", client_network(ip))]
+    if (mailbox := mailbox_of(request.POST.get("email"))) is not None:
+        limits.append(("form-email", mailbox))
     try:
-        ratelimit.enforce("form-ip", client_network(ip))
-        form = SignupForm(request.POST, require_form_token=require_form_token, remote_ip=ip)
-        if not form.is_valid():
-            return render(
-                request,
-                "subscriptions/signup_error.html",
-                {
-                    "form": form,
-                    "newsletters": selectors.public_newsletters(),
-                    "chosen": request.POST.getlist("newsletters"),
-                },
-                status=400,
-            )
-        ratelimit.enforce("form-email", canonical_mailbox(form.cleaned_data["email"]))
+        ratelimit.enforce_all(limits)
     except RateLimited as exc:
         response = render(
             request,
@@ -125,9 +118,30 @@ def form_signup(request: HttpRequest, *, require_form_token: bool) -> HttpRespon
         )
         response["Retry-After"] = str(exc.retry_after)
         return response
+    form = SignupForm(request.POST, require_form_token=require_form_token, remote_ip=ip)
+    if not form.is_valid():
+        return render(
+            request,
+            "subscriptions/signup_error.html",
+            {
+                "form": form,
+                "newsletters": selectors.public_newsletters(),
+                "chosen": request.POST.getlist("newsletters"),
+            },
+            status=400,
+        )
     form.submit(request, source=Subscription.Source.FORM, caller_consent_text=False)
     thanks_url = reverse("subscriptions:thanks")
     return HttpResponseRedirect(languages.with_language(thanks_url, languages.requested(request)))
+
+
+def mailbox_of(email: object) -> str | None:
+    """The mailbox a sign-up's address delivers to, for its rate limit, or None when it
+    is no address (the form will say so)."""
+    try:
+        return canonical_mailbox(normalize_email(email))
+    except ValidationError:
+        return None
 
 
 @require_GET
