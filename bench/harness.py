@@ -26,6 +26,7 @@ DATABASE_URL = os.environ.get(
     "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/newsroom_bench"
 )
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
+GUNICORN_CONFIG = REPO / "newsroom" / "gunicorn.conf.py"
 # Production-like for this 2-core machine; see BENCHMARKS.md for how it was chosen.
 GUNICORN_ARGS = os.environ.get(
     "BENCH_GUNICORN_ARGS", "--workers 3 --worker-class gthread --threads 4"
@@ -116,27 +117,47 @@ def free_port() -> int:
 def gunicorn(args: Sequence[str] = GUNICORN_ARGS, **env: str) -> Iterator[str]:
     """The app under gunicorn on a free loopback port; yields its base URL. Its output
     goes to var/bench-gunicorn.log."""
+    with serve(
+        PYTHON, "newsroom.wsgi:application", cwd=REPO, env=environment(**env), args=args
+    ) as base:
+        yield base
+
+
+@contextmanager
+def serve(
+    python: str,
+    wsgi: str,
+    *,
+    cwd: Path,
+    env: dict[str, str],
+    args: Sequence[str] = GUNICORN_ARGS,
+    config: Path = GUNICORN_CONFIG,
+    log: Path = REPO / "var" / "bench-gunicorn.log",
+) -> Iterator[str]:
+    """A WSGI application under gunicorn with a configuration file (the app's production
+    one unless told), on a free loopback port; yields its base URL once `/healthz/`
+    answers. `python` must have gunicorn installed. Its output is appended to `log`."""
     port = free_port()
-    (REPO / "var").mkdir(exist_ok=True)
-    log = (REPO / "var" / "bench-gunicorn.log").open("ab")
+    log.parent.mkdir(exist_ok=True)
+    output = log.open("ab")
     process = subprocess.Popen(  # noqa: S603 - our interpreter and our own arguments
         [
-            PYTHON,
+            python,
             "-m",
             "gunicorn",
             # The production configuration (access log without IPs included), with the
             # bench's own port and worker settings on top.
-            *("--config", "newsroom/gunicorn.conf.py"),
-            "newsroom.wsgi:application",
+            *("--config", str(config)),
+            wsgi,
             *("--bind", f"127.0.0.1:{port}"),
             *("--log-level", "warning", "--backlog", "2048"),
             *args,
         ],
-        cwd=REPO,
-        env=environment(**env),
+        cwd=cwd,
+        env=env,
         start_new_session=True,
-        stdout=log,
-        stderr=log,
+        stdout=output,
+        stderr=output,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -149,7 +170,7 @@ def gunicorn(args: Sequence[str] = GUNICORN_ARGS, **env: str) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=5)
-        log.close()
+        output.close()
 
 
 def _wait_for(url: str, process: subprocess.Popen, timeout: float = 30) -> None:

@@ -51,6 +51,40 @@ def main() -> int:
     harness.require("wrk")
 
     print("Preparing: a fresh database with the demo newsletters ...")
+    prepare_database()
+    load = {"connections": options.connections, "seconds": options.seconds}
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-signup-") as scratch,
+        harness.gunicorn(**UNLIMITED) as base,
+    ):
+        scripts = write_scripts(Path(scratch), base)
+        warm_up(base, scripts)
+        first = load_baseline("one-insert view (baseline)", base, scripts["base1"], **load)
+        api = load_api(base, scripts["api"], **load)
+        form = load_form(base, scripts["form"], **load)
+        second = load_baseline("one-insert view (again)", base, scripts["base2"], **load)
+
+    baseline = harness.mean("one-insert view (baseline, mean)", first, second)
+    print()
+    print(
+        f"gunicorn {' '.join(harness.GUNICORN_ARGS)}; wrk -t2 -c{options.connections} "
+        f"-d{options.seconds}s; a new address per request"
+    )
+    harness.report([first, second, api, form], baseline)
+    ratio = api.requests_per_second / baseline.requests_per_second
+    print()
+    print(
+        f"API / baseline: {ratio:.2f} (target >= 0.70): {'met' if ratio >= 0.7 else 'MISSED'}; "
+        f"p99 {api.p99_ms:.1f} ms (target < 100): {'met' if api.p99_ms < 100 else 'MISSED'}"
+    )
+    problems = check_app(first, api, form, second, connections=options.connections)
+    for problem in problems:
+        print(f"PROBLEM: {problem}")
+    return 1 if problems else 0
+
+
+def prepare_database() -> None:
+    """A fresh bench database with the demo newsletters and the one-insert view's table."""
     harness.fresh_database()
     harness.django(
         "from django.core.management import call_command\n"
@@ -60,42 +94,52 @@ def main() -> int:
         f"    cursor.execute('CREATE TABLE {ONE_INSERT_TABLE} (id bigserial PRIMARY KEY, "
         "email varchar(254) NOT NULL, created_at timestamptz NOT NULL DEFAULT now())')\n"
     )
-    load = {"connections": options.connections, "seconds": options.seconds}
-    with (
-        tempfile.TemporaryDirectory(prefix="bench-signup-") as scratch,
-        harness.gunicorn(**UNLIMITED) as base,
-    ):
-        folder = Path(scratch)
-        api_body = (
-            'string.format(\'{"email": "%s", "newsletters": ["' + NEWSLETTER + "\"]}', email)"
-        )
-        json_headers = '{["Content-Type"] = "application/json"}'
-        scripts = {
-            name: write_lua(folder / f"{name}.lua", prefix=name, headers=headers, body=body)
-            for name, headers, body in [
-                ("warm", json_headers, api_body),
-                ("base1", json_headers, api_body),
-                ("api", json_headers, api_body),
-                ("base2", json_headers, api_body),
-            ]
-        }
-        scripts["form"] = write_lua(folder / "form.lua", prefix="form", **form_request(base))
-        api_url = f"{base}/api/v1/subscriptions"
-        harness.wrk("warm-up", api_url, seconds=3, connections=16, script=scripts["warm"])
-        first = harness.wrk(
-            "one-insert view (baseline)",
-            f"{base}/bench/one-insert",
-            script=scripts["base1"],
-            **load,
-        )
-        api = harness.wrk("POST /api/v1/subscriptions", api_url, script=scripts["api"], **load)
-        form = harness.wrk(
-            "POST /subscribe/ (HTML form)", f"{base}/subscribe/", script=scripts["form"], **load
-        )
-        second = harness.wrk(
-            "one-insert view (again)", f"{base}/bench/one-insert", script=scripts["base2"], **load
-        )
 
+
+def write_scripts(folder: Path, base: str) -> dict[str, Path]:
+    """wrk's Lua scripts for the warm-up, the two baseline runs, the API and the form,
+    each with its own address prefix (the form's reads its tokens from `base`)."""
+    api_body = 'string.format(\'{"email": "%s", "newsletters": ["' + NEWSLETTER + "\"]}', email)"
+    json_headers = '{["Content-Type"] = "application/json"}'
+    scripts = {
+        name: write_lua(folder / f"{name}.lua", prefix=name, headers=json_headers, body=api_body)
+        for name in ("warm", "base1", "api", "base2")
+    }
+    scripts["form"] = write_lua(folder / "form.lua", prefix="form", **form_request(base))
+    return scripts
+
+
+def warm_up(base: str, scripts: dict[str, Path]) -> None:
+    """A short run on the API, so the first measured run meets warm workers."""
+    harness.wrk(
+        "warm-up", f"{base}/api/v1/subscriptions", seconds=3, connections=16, script=scripts["warm"]
+    )
+
+
+def load_baseline(name: str, base: str, script: Path, **load: int) -> harness.LoadResult:
+    """The one-insert view (bench/baselines.py): the database's ceiling for a view."""
+    return harness.wrk(name, f"{base}/bench/one-insert", script=script, **load)
+
+
+def load_api(base: str, script: Path, **load: int) -> harness.LoadResult:
+    return harness.wrk(
+        "POST /api/v1/subscriptions", f"{base}/api/v1/subscriptions", script=script, **load
+    )
+
+
+def load_form(base: str, script: Path, **load: int) -> harness.LoadResult:
+    return harness.wrk("POST /subscribe/ (HTML form)", f"{base}/subscribe/", script=script, **load)
+
+
+def check_app(
+    first: harness.LoadResult,
+    api: harness.LoadResult,
+    form: harness.LoadResult,
+    second: harness.LoadResult,
+    *,
+    connections: int,
+) -> list[str]:
+    """What went wrong, if anything: errors, and rows stored against answers given."""
     stored = dict(
         line.split()
         for line in harness.django(
@@ -114,19 +158,6 @@ def main() -> int:
         ).splitlines()
         if line.strip()
     )
-    baseline = harness.mean("one-insert view (baseline, mean)", first, second)
-    print()
-    print(
-        f"gunicorn {' '.join(harness.GUNICORN_ARGS)}; wrk -t2 -c{options.connections} "
-        f"-d{options.seconds}s; a new address per request"
-    )
-    harness.report([first, second, api, form], baseline)
-    ratio = api.requests_per_second / baseline.requests_per_second
-    print()
-    print(
-        f"API / baseline: {ratio:.2f} (target >= 0.70): {'met' if ratio >= 0.7 else 'MISSED'}; "
-        f"p99 {api.p99_ms:.1f} ms (target < 100): {'met' if api.p99_ms < 100 else 'MISSED'}"
-    )
     problems = []
     for result in (first, second, api, form):
         if result.errors:
@@ -136,14 +167,12 @@ def main() -> int:
     for prefix, result in (("api", api), ("form", form)):
         for what in ("subscribers", "confirmations"):
             found = int(stored[f"{prefix}-{what}"])
-            if not result.requests <= found <= result.requests + options.connections:
+            if not result.requests <= found <= result.requests + connections:
                 problems.append(f"{result.name}: {result.requests} answered, {found} {what} stored")
     baseline_rows = int(stored["baseline-rows"])
     if baseline_rows < first.requests + second.requests:
         problems.append(f"baseline: {baseline_rows} rows for {first.requests + second.requests}")
-    for problem in problems:
-        print(f"PROBLEM: {problem}")
-    return 1 if problems else 0
+    return problems
 
 
 def write_lua(path: Path, *, prefix: str, headers: str, body: str) -> Path:
