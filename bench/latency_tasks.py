@@ -1,0 +1,16 @@
+"""The confirmation-latency benchmark's baseline: a task that does nothing but note
+when a worker started it, so Celery and Redis's own hand-over time is measured in the
+same run as the sign-up's. The worker loads it with `--include bench.latency_tasks`."""
+
+import time
+
+import redis
+from celery import shared_task
+from django.conf import settings
+
+STARTED_KEY = "bench:baseline-started"
+
+
+@shared_task(ignore_result=True)
+def note_start(sent_at: float) -> None:
+    redis.Redis.from_url(settings.REDIS_URL).rpush(STARTED_KEY, f"{sent_at} {time.time()}")
