@@ -43,7 +43,12 @@ def subscriptions_of(
     """What exporting these people means: their subscriptions, only those to the given
     newsletter and in the given status when the list was filtered by them (a list of
     one newsletter's readers exports that newsletter, not everything they read)."""
-    subscriptions = Subscription.objects.filter(subscriber__in=subscribers)
+    chosen = subscribers.order_by().values("pk")
+    # The list's newsletter filter asks for distinct people; an IN needs no DISTINCT, and
+    # PostgreSQL's hash of one over a third of a million ids (underestimated) spilled
+    # into 300,000 batches: five minutes before the first row, against half a second.
+    chosen.query.distinct, chosen.query.distinct_fields = False, ()
+    subscriptions = Subscription.objects.filter(subscriber__in=chosen)
     if newsletter_id:
         subscriptions = subscriptions.filter(newsletter_id=newsletter_id)
     if status:

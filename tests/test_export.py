@@ -276,3 +276,18 @@ def test_postgresql_writes_the_same_cells_as_python(client) -> None:
 
     assert len(python) == 3
     assert database == python
+
+
+def test_an_export_of_a_list_filtered_by_newsletter_asks_for_no_distinct_rows(
+    admin_client,
+) -> None:
+    newsletter = NewsletterFactory()
+    add_subscriptions(newsletter, 3)
+    changelist = admin_client.get(SUBSCRIBERS, {"newsletter": newsletter.pk}).context["cl"]
+    assert changelist.queryset.query.distinct  # the list itself shows each person once
+
+    exported = exports.subscriptions_of(changelist.queryset, newsletter_id=newsletter.pk)
+
+    # On PostgreSQL that DISTINCT inside the IN took five minutes at a million subscribers.
+    assert "DISTINCT" not in str(exported.query).upper()
+    assert exported.count() == 3
