@@ -81,7 +81,7 @@ WITH subscriber AS (
 ), consent AS (
     INSERT INTO {ConsentRecord._meta.db_table}
         (subscription_id, kind, at, ip_address, user_agent, page_url, consent_text)
-    SELECT id, '{ConsentRecord.Kind.SIGNUP}', %(now)s, %(ip)s::inet, %(user_agent)s,
+    SELECT id, %(consent_kind)s, %(now)s, %(ip)s::inet, %(user_agent)s,
         %(page_url)s, %(consent_text)s
     FROM subscription
 ), covered AS (
@@ -101,6 +101,7 @@ def insert_new_address(
     source: str,
     actor: str,
     consent: ConsentContext,
+    consent_kind: str,
     language: str,
     now: datetime,
 ) -> tuple[int, int, list[int]] | None:
@@ -124,6 +125,7 @@ def insert_new_address(
                 "user_agent": consent.user_agent[:500],
                 "page_url": consent.page_url[:2000],
                 "consent_text": str(consent.consent_text),
+                "consent_kind": consent_kind,
             },
         )
         row = cursor.fetchone()

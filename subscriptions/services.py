@@ -140,6 +140,7 @@ def _sign_up(
             source=source,
             actor=actor,
             consent=consent,
+            consent_kind=consent_kind,
             language=language,
             now=now,
         )

@@ -137,6 +137,27 @@ def test_one_statement_writes_what_the_general_path_writes(
     assert len(fast_callbacks) == len(general_callbacks) == 1  # the email's task, after commit
 
 
+def test_an_editors_pending_add_writes_what_the_general_path_writes(monkeypatch) -> None:
+    newsletters = [NewsletterFactory(), NewsletterFactory()]
+
+    def add(address: str) -> None:
+        services.add_by_editor(
+            email=address,
+            newsletters=newsletters,
+            actor="admin:ann",
+            consent_basis="Asked at the Kyiv book fair",
+            activate=False,
+        )
+
+    add("ann.fast@example.org")
+    monkeypatch.setattr(first_signup, "insert_new_address", lambda **kwargs: None)
+    add("ann.general@example.org")
+
+    fast = written_for("ann.fast@example.org")
+    assert fast == written_for("ann.general@example.org")
+    assert {kind for _, kind, *_ in fast["consent"]} == {ConsentRecord.Kind.ADMIN}
+
+
 def test_a_new_address_signs_up_in_one_query(django_assert_num_queries) -> None:
     newsletters = [NewsletterFactory(), NewsletterFactory()]
 
@@ -188,6 +209,7 @@ def test_only_a_new_unsuppressed_address_takes_the_one_statement(
         source=Subscription.Source.FORM,
         actor="reader",
         consent=CONSENTS["plain"],
+        consent_kind=ConsentRecord.Kind.SIGNUP,
         language="",
         now=timezone.now(),
     )
