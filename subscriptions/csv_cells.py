@@ -1,7 +1,6 @@
 """What every CSV file we write needs: cells a spreadsheet will not run, and a buffer
 that lets csv.writer stream."""
 
-
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
