@@ -143,10 +143,13 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = TIME_ZONE
+# Seconds between two sweeps of the outbox (lost tasks, and a pending import's
+# confirmations as they fall due).
+OUTBOX_SWEEP_INTERVAL = env.int("OUTBOX_SWEEP_INTERVAL", default=60)
 CELERY_BEAT_SCHEDULE = {
     "requeue-stale-outbound-emails": {
         "task": "subscriptions.tasks.requeue_stale_outbound_emails",
-        "schedule": env.int("OUTBOX_SWEEP_INTERVAL", default=60),
+        "schedule": OUTBOX_SWEEP_INTERVAL,
     },
     "take-newsletter-snapshots": {
         "task": "subscriptions.tasks.take_newsletter_snapshots",

@@ -173,13 +173,12 @@ def release_for_retry(outbound: OutboundEmail, *, error: str, retry_in: float) -
 # Rows whose task was lost (never enqueued, or their worker died) that one sweep takes;
 # after a long broker outage the next sweeps take the rest.
 LOST_PER_SWEEP = 1000
-_SWEEP_TASK = "requeue-stale-outbound-emails"
 
 
 def requeue_stale(*, now: datetime | None = None) -> int:
     """Enqueue rows whose task is lost: never enqueued (the broker was down), a retry
     overdue (its task never came back), or a send whose worker died; and rows held back
-    until due (a pending import's confirmations), oldest due first.
+    until due (a pending import's confirmations) once they are due, oldest due first.
 
     A row whose retry is not yet overdue is left alone, however long its backoff: the
     retry's own task is waiting in the broker, and a second enqueue would start a second
@@ -189,7 +188,12 @@ def requeue_stale(*, now: datetime | None = None) -> int:
     now = now or timezone.now()
     stale_before = now - timedelta(seconds=settings.OUTBOX_STALE_AFTER_SECONDS)
     due_ids = list(
-        OutboundEmail.objects.filter(status=Status.QUEUED, next_attempt_at__lt=stale_before)
+        OutboundEmail.objects.filter(
+            # Held back and never tried (a pending import's): due is due.
+            Q(status=Status.QUEUED, attempts=0, next_attempt_at__lte=now)
+            # A retry: its own task is due then; only if that is long overdue was it lost.
+            | Q(status=Status.QUEUED, attempts__gt=0, next_attempt_at__lt=stale_before)
+        )
         .order_by("next_attempt_at", "pk")
         .values_list("pk", flat=True)[: due_per_sweep()]
     )
@@ -219,9 +223,4 @@ def due_per_sweep() -> int:
 
 
 def _sweep_interval_seconds() -> float:
-    """Seconds between two sweeps, as the beat schedule says (OUTBOX_SWEEP_INTERVAL;
-    a schedule other than a number of seconds counts as a minute)."""
-    schedule = settings.CELERY_BEAT_SCHEDULE.get(_SWEEP_TASK, {}).get("schedule", 60)
-    if isinstance(schedule, timedelta):
-        return schedule.total_seconds()
-    return float(schedule) if isinstance(schedule, int | float) else 60.0
+    return float(settings.OUTBOX_SWEEP_INTERVAL)

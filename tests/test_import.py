@@ -208,10 +208,14 @@ def test_a_pending_import_holds_confirmations_back_and_sends_them_at_the_set_pac
     assert [row.to_email for row in queued] == ["a@example.org", "b@example.org", "c@example.org"]
     assert [round((b - a).total_seconds()) for a, b in zip(due, due[1:], strict=False)] == [1, 1]
     assert all(row.subscriptions.get().newsletter == newsletter for row in queued)
-    assert outbox.requeue_stale() == 0 and mail.outbox == []  # not due yet
+    assert outbox.requeue_stale(now=due[0] - timedelta(seconds=1)) == 0 and mail.outbox == []
 
+    # Each goes out once it is due, not a moment later (nor the sweeper's stale wait).
     with django_capture_on_commit_callbacks(execute=True):
-        assert outbox.requeue_stale(now=due[-1] + timedelta(hours=1)) == 3
+        assert outbox.requeue_stale(now=due[1]) == 2
+    assert sorted(m.to[0] for m in mail.outbox) == ["a@example.org", "b@example.org"]
+    with django_capture_on_commit_callbacks(execute=True):
+        assert outbox.requeue_stale(now=due[2]) == 1
     assert sorted(m.to[0] for m in mail.outbox) == [
         "a@example.org",
         "b@example.org",
