@@ -37,21 +37,22 @@ Event = SubscriptionEvent.Kind
 _STATEMENT = f"""
 WITH subscriber AS (
     INSERT INTO {Subscriber._meta.db_table} (email, name, attributes, language, created_at)
-    SELECT %(email)s, '', '{{}}'::jsonb, %(language)s, %(now)s
+    SELECT %(email)s::text, '', '{{}}'::jsonb, %(language)s::text, %(now)s::timestamptz
     -- Each test in the words of its partial unique index, so that index answers it.
     WHERE NOT EXISTS (
         SELECT 1 FROM {SuppressedAddress._meta.db_table}
-        WHERE LOWER(email) = LOWER(%(email)s) AND email <> '' AND lifted_at IS NULL
+        WHERE LOWER(email) = LOWER(%(email)s::text) AND email <> '' AND lifted_at IS NULL
     ) AND NOT EXISTS (
         SELECT 1 FROM {SuppressedAddress._meta.db_table}
-        WHERE email_hash = %(hash)s AND email_hash <> '' AND lifted_at IS NULL
+        WHERE email_hash = %(hash)s::text AND email_hash <> '' AND lifted_at IS NULL
     )
     ON CONFLICT (LOWER(email)) DO NOTHING
     RETURNING id
 ), subscription AS (
     INSERT INTO {Subscription._meta.db_table}
         (subscriber_id, newsletter_id, status, source, created_at, pending_since, updated_at)
-    SELECT subscriber.id, wanted.id, '{Status.PENDING}', %(source)s, %(now)s, %(now)s, %(now)s
+    SELECT subscriber.id, wanted.id, '{Status.PENDING}', %(source)s::text,
+        %(now)s::timestamptz, %(now)s::timestamptz, %(now)s::timestamptz
     FROM subscriber, unnest(%(newsletter_ids)s::bigint[]) WITH ORDINALITY AS wanted(id, n)
     ORDER BY wanted.n
     RETURNING id
@@ -59,15 +60,16 @@ WITH subscriber AS (
     INSERT INTO {OutboundEmail._meta.db_table}
         (kind, status, to_email, subscriber_id, attempts, last_error, esp_message_id,
          created_at, claimed_by_task)
-    SELECT '{OutboundEmail.Kind.CONFIRMATION}', '{OutboundEmail.Status.QUEUED}', %(email)s,
-        id, 0, '', '', %(now)s, ''
+    SELECT '{OutboundEmail.Kind.CONFIRMATION}', '{OutboundEmail.Status.QUEUED}', %(email)s::text,
+        id, 0, '', '', %(now)s::timestamptz, ''
     FROM subscriber
     RETURNING id
 ), logged AS (
     -- One insert, in the general path's order: each sign-up, then each email queued.
     INSERT INTO {SubscriptionEvent._meta.db_table}
         (subscription_id, kind, from_status, to_status, actor, detail, at)
-    SELECT subscription_id, kind, from_status, '{Status.PENDING}', %(actor)s, detail, %(now)s
+    SELECT subscription_id, kind, from_status, '{Status.PENDING}', %(actor)s::text, detail,
+        %(now)s::timestamptz
     FROM (
         SELECT 1 AS step, id AS subscription_id, '{Event.SUBSCRIBED}' AS kind,
             '' AS from_status, jsonb_build_object('source', %(source)s::text) AS detail
@@ -81,8 +83,8 @@ WITH subscriber AS (
 ), consent AS (
     INSERT INTO {ConsentRecord._meta.db_table}
         (subscription_id, kind, at, ip_address, user_agent, page_url, consent_text)
-    SELECT id, %(consent_kind)s, %(now)s, %(ip)s::inet, %(user_agent)s,
-        %(page_url)s, %(consent_text)s
+    SELECT id, %(consent_kind)s::text, %(now)s::timestamptz, %(ip)s::inet, %(user_agent)s::text,
+        %(page_url)s::text, %(consent_text)s::text
     FROM subscription
 ), covered AS (
     INSERT INTO {OutboundEmail.subscriptions.through._meta.db_table}

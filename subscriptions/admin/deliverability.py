@@ -22,6 +22,9 @@ from subscriptions.validation import normalize_domain, normalize_email
 class OutboundEmailAdmin(LargeListMixin, admin.ModelAdmin):
     list_display = ["created_at", "kind", "to_email", "status", "attempts", "sent_at"]
     list_filter = ["status", "kind"]
+    # Newest first by id, which the primary key serves (creation order; no index on
+    # created_at, which every sign-up would maintain).
+    ordering = ["-pk"]
     search_fields = ["to_email", "esp_message_id"]
     readonly_fields = [
         "kind",

@@ -30,6 +30,9 @@ class OutboundEmail(models.Model):
     kind = models.CharField(max_length=20, choices=Kind.choices)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
     to_email = models.EmailField(max_length=254)
+    # Every sign-up writes a row here, so no index is kept that another one covers: the
+    # (subscriber, kind, created_at) index serves lookups by subscriber, the unique
+    # (milestone, to_email) one lookups by milestone.
     # Empty for mail to the newsroom's own editors (milestone notices).
     subscriber = models.ForeignKey(
         Subscriber,
@@ -37,6 +40,7 @@ class OutboundEmail(models.Model):
         related_name="outbound_emails",
         null=True,
         blank=True,
+        db_index=False,
     )
     milestone = models.ForeignKey(
         "subscriptions.GoalMilestone",
@@ -44,13 +48,14 @@ class OutboundEmail(models.Model):
         related_name="outbound_emails",
         null=True,
         blank=True,
+        db_index=False,
     )
     # Confirmation emails cover every subscription the sign-up left pending.
     subscriptions = models.ManyToManyField(Subscription, related_name="outbound_emails")
     attempts = models.PositiveSmallIntegerField(default=0)
     last_error = models.TextField(blank=True)
     esp_message_id = models.CharField(max_length=255, blank=True)
-    created_at = models.DateTimeField(db_index=True)
+    created_at = models.DateTimeField()
     claimed_at = models.DateTimeField(null=True, blank=True)
     # The Celery task id that claimed the row: a redelivery of that same task (its
     # worker died mid-send) may take the row over at once; any other task must wait.
