@@ -265,6 +265,9 @@ GOAL_POLL_SECONDS = env.int("GOAL_POLL_SECONDS", default=30)
 # A web process serves the count it last read from Redis for this long before asking
 # again (the API may be cached for longer anyway); 0 asks on every read.
 GOAL_LOCAL_CACHE_SECONDS = env.float("GOAL_LOCAL_CACHE_SECONDS", default=1.0)
+# How long a web process keeps the public newsletters and the email domain rules that
+# every sign-up reads (an editor's change is seen by every process after this).
+SIGNUP_LOOKUP_CACHE_SECONDS = env.float("SIGNUP_LOOKUP_CACHE_SECONDS", default=1.0)
 # With Redis down, a process reuses the last count it read for this long before it
 # asks the database.
 GOAL_FALLBACK_MAX_AGE_SECONDS = env.int("GOAL_FALLBACK_MAX_AGE_SECONDS", default=30)

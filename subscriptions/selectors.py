@@ -2,7 +2,6 @@
 
 from collections.abc import Iterable
 
-from django.core.validators import slug_re
 from django.db.models import Count, Q, QuerySet
 
 from subscriptions.exceptions import UnknownNewsletter
@@ -19,12 +18,12 @@ def public_newsletter(slug: str) -> Newsletter | None:
 
 def newsletters_open_for_signup(slugs: Iterable[str]) -> list[Newsletter]:
     """Resolve slugs a reader sent, in order, or raise `UnknownNewsletter` naming the
-    ones that are not public newsletters."""
+    ones that are not public newsletters. Read from the per-process copy of the public
+    newsletters (`signup_lookups`), at most a second old."""
+    from subscriptions.signup_lookups import public_newsletters_by_slug
+
     wanted = list(dict.fromkeys(slugs))
-    # Only well-formed slugs reach the database: PostgreSQL refuses a NUL in any text
-    # parameter, and no newsletter could have one anyway.
-    queryable = [slug for slug in wanted if slug_re.fullmatch(slug)]
-    found = {n.slug: n for n in public_newsletters().filter(slug__in=queryable)}
+    found = public_newsletters_by_slug()
     missing = [slug for slug in wanted if slug not in found]
     if missing:
         raise UnknownNewsletter(missing)

@@ -155,18 +155,18 @@ def check_domain_policy(address: str, rules: dict[str, str] | None = None) -> No
     BLOCK_DISPOSABLE_EMAIL_DOMAINS on, a disposable-mail domain nobody allowed.
 
     `rules` (domain → kind) lets a caller that checks many addresses, an import, read
-    the editors' rules once; without it they are read for this address's domains.
+    the editors' rules once; without it they come from the per-process copy
+    (`signup_lookups`), at most a second old.
     """
     from subscriptions.models import EmailDomainRule
+    from subscriptions.signup_lookups import domain_rules as recent_domain_rules
 
     domain = address.rpartition("@")[2].lower()
     labels = domain.split(".")
     # The domain and every parent, most specific first: a rule on a parent covers it.
     candidates = [".".join(labels[i:]) for i in range(len(labels) - 1)]
     if rules is None:
-        rules = dict(
-            EmailDomainRule.objects.filter(domain__in=candidates).values_list("domain", "kind")
-        )
+        rules = recent_domain_rules()
     for candidate in candidates:
         if candidate in rules:
             if rules[candidate] == EmailDomainRule.Kind.BLOCK:

@@ -8,9 +8,10 @@ import pytest
 from django.conf import settings
 from django.core import mail
 from django.db import connection
+from django.utils import translation
 
 from newsroom.celery import app as celery_app
-from subscriptions import goal_counter
+from subscriptions import goal_counter, signup_lookups
 from subscriptions.redis_store import redis_client
 from tests.redis_server import spare_redis  # noqa: F401 - a fixture for every test file
 
@@ -58,6 +59,15 @@ def _email_and_tasks(settings):
     celery_app.conf.task_always_eager = settings.CELERY_TASK_ALWAYS_EAGER
 
 
+@pytest.fixture(autouse=True)
+def _site_language_after_each_test():
+    """A request leaves its language active in the thread (Django's LocaleMiddleware
+    sets it and never resets it; the next request sets its own). A test that calls code
+    outside a request afterwards must not inherit a Ukrainian page's language."""
+    yield
+    translation.deactivate()
+
+
 @pytest.fixture
 def on_postgres() -> bool:
     return connection.vendor == "postgresql"
@@ -69,6 +79,9 @@ def _fresh_goal_counter(settings):
     reads the count afresh every time (the per-process cache has a test of its own)."""
     settings.GOAL_LOCAL_CACHE_SECONDS = 0
     goal_counter.forget_fallback()
+    # The same for what sign-ups look up (newsletters, domain rules); tested on its own.
+    settings.SIGNUP_LOOKUP_CACHE_SECONDS = 0
+    signup_lookups.forget_all()
     if settings.REDIS_URL:
         redis_client(settings.REDIS_URL).delete(goal_counter.SNAPSHOT_KEY)
     yield
