@@ -3,7 +3,7 @@
 import os
 
 from celery import Celery
-from celery.signals import setup_logging
+from celery.signals import setup_logging, task_postrun, task_prerun
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "newsroom.settings")
 
@@ -24,3 +24,21 @@ def use_django_logging(**kwargs: object) -> None:
     from django.utils.log import configure_logging
 
     configure_logging(settings.LOGGING_CONFIG, settings.LOGGING)
+
+
+@task_prerun.connect
+@task_postrun.connect
+def close_old_database_connections(task: object = None, **kwargs: object) -> None:
+    """Around each task, close the database connection only when it is too old or
+    broken, as Django does around each request (CONN_MAX_AGE, CONN_HEALTH_CHECKS).
+
+    Celery's own Django fixup closes it around every task unless CELERY_DB_REUSE_MAX is
+    set (the settings set it out of reach): a new PostgreSQL connection for every email
+    was most of a send's time.
+    """
+    from django.db import close_old_connections
+
+    # A task run eagerly runs inside its caller, maybe inside its transaction.
+    if getattr(getattr(task, "request", None), "is_eager", False):
+        return
+    close_old_connections()

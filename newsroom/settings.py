@@ -133,6 +133,9 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
+# Celery's Django fixup would close the database connection around every task; a
+# handler in newsroom/celery.py closes only old or broken ones instead (as per request).
+CELERY_DB_REUSE_MAX = 2**62
 # Redis redelivers an unacknowledged task after this long; retry countdowns stay below it.
 # Short socket timeouts: a sign-up must not hang on a broker that does not answer (the
 # outbox row is committed already, and the sweeper sends it once the broker is back).

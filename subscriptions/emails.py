@@ -48,23 +48,32 @@ def list_id(subscription: Subscription) -> str:
     return f'"{name}" <{subscription.newsletter.slug}.{domain}>'
 
 
-def build_message(outbound: OutboundEmail) -> AnymailMessage:
+def build_message(
+    outbound: OutboundEmail, subscriptions: list[Subscription] | None = None
+) -> AnymailMessage:
+    """The message for an outbox row. `subscriptions`: the ones it is about, with their
+    newsletters, by newsletter position, when the caller has read them already."""
     # The editors' milestone mail has no subscriber: the site's language.
     language = settings.LANGUAGE_CODE
     if outbound.subscriber_id is not None:
         language = languages.of_subscriber(outbound.subscriber.language)
     with translation.override(language):
-        return _build_message(outbound)
+        return _build_message(outbound, subscriptions)
 
 
-def _build_message(outbound: OutboundEmail) -> AnymailMessage:
+def _build_message(
+    outbound: OutboundEmail, subscriptions: list[Subscription] | None
+) -> AnymailMessage:
     if outbound.kind == OutboundEmail.Kind.MILESTONE:
         return _milestone_message(outbound)
     if outbound.kind in _PRIVACY_ACTIONS:
         return _privacy_message(outbound)
-    subscriptions = list(
-        outbound.subscriptions.select_related("newsletter").order_by("newsletter__position")
-    )
+    if subscriptions is None:
+        subscriptions = list(
+            outbound.subscriptions.select_related("newsletter").order_by(
+                "newsletter__position", "pk"
+            )
+        )
     if outbound.kind == OutboundEmail.Kind.CONFIRMATION:
         return _confirmation_message(outbound, subscriptions)
     if outbound.kind == OutboundEmail.Kind.WELCOME:

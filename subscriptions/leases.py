@@ -29,17 +29,26 @@ def lease(namespace: int, key: int) -> Iterator[bool]:
     if connection.vendor != "postgresql":
         yield True
         return
-    folded = (key & 0xFFFFFFFF) - 2**31  # the second key is 32 bits
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [namespace, folded])
+        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [namespace, folded_key(key)])
         (held,) = cursor.fetchone()
     try:
         yield held
     finally:
         if held:
-            try:
-                with connection.cursor() as cursor:
-                    cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [namespace, folded])
-            except DatabaseError:
-                # A broken connection has already released the lock with its session.
-                logger.warning("could not release lease %s/%s", namespace, key)
+            release(namespace, key)
+
+
+def folded_key(key: int) -> int:
+    """The lock's second key: 32 bits."""
+    return (key & 0xFFFFFFFF) - 2**31
+
+
+def release(namespace: int, key: int) -> None:
+    """Give up a lease taken with `lease` or in a statement of the caller's own."""
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [namespace, folded_key(key)])
+    except DatabaseError:
+        # A broken connection has already released the lock with its session.
+        logger.warning("could not release lease %s/%s", namespace, key)

@@ -13,7 +13,7 @@ from functools import partial
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from subscriptions.leases import Namespace, lease
@@ -84,34 +84,31 @@ def claim(
 ) -> OutboundEmail | None:
     """Mark a row as being sent and return it, or None if there is nothing to do.
 
-    Call it holding `send_lease`. A row another task claimed recently is left alone (a
-    duplicate delivery). A row claimed by this same task id is ours from a worker that
+    Call it holding `send_lease` (the worker's task takes both in one statement, see
+    `sending`). A row another task claimed recently is left alone (a duplicate
+    delivery). A row claimed by this same task id is ours from a worker that
     died mid-send (acks_late redelivered it; the lease shows the first delivery is
     gone), and one claimed longer ago than OUTBOX_STALE_AFTER_SECONDS was abandoned;
     both are taken over.
     """
     now = now or timezone.now()
     stale_before = now - timedelta(seconds=settings.OUTBOX_STALE_AFTER_SECONDS)
-    with transaction.atomic():
-        outbound = OutboundEmail.objects.select_for_update().filter(pk=outbound_email_id).first()
-        if outbound is None or outbound.status not in (Status.QUEUED, Status.SENDING):
-            return None
-        redelivered = bool(task_id) and outbound.claimed_by_task == task_id
-        if (
-            outbound.status == Status.SENDING
-            and outbound.claimed_at > stale_before
-            and not redelivered
-        ):
-            return None
-        outbound.status = Status.SENDING
-        outbound.claimed_at = now
-        outbound.claimed_by_task = task_id[:255]
-        outbound.next_attempt_at = None
-        outbound.attempts += 1
-        outbound.save(
-            update_fields=["status", "claimed_at", "claimed_by_task", "next_attempt_at", "attempts"]
-        )
-    return outbound
+    claimable = Q(status=Status.QUEUED) | Q(status=Status.SENDING, claimed_at__lte=stale_before)
+    if task_id:
+        claimable |= Q(status=Status.SENDING, claimed_by_task=task_id)
+    # One UPDATE decides: the row's lock makes a second claim at the same moment wait,
+    # then find the row claimed (the database re-checks the conditions on the new row).
+    claimed = OutboundEmail.objects.filter(claimable, pk=outbound_email_id).update(
+        status=Status.SENDING,
+        claimed_at=now,
+        claimed_by_task=task_id[:255],
+        next_attempt_at=None,
+        attempts=F("attempts") + 1,
+    )
+    if not claimed:
+        return None
+    # With its subscriber, whose language the message is written in.
+    return OutboundEmail.objects.select_related("subscriber").get(pk=outbound_email_id)
 
 
 def mark_sent(outbound: OutboundEmail, *, esp_message_id: str = "") -> None:

@@ -16,10 +16,9 @@ from subscriptions import (
     milestones,
     outbox,
     privacy,
-    suppression,
+    sending,
 )
 from subscriptions.imports import jobs as import_jobs
-from subscriptions.models import OutboundEmail
 from subscriptions.retry_policy import is_permanent_failure, retry_countdown
 
 logger = logging.getLogger(__name__)
@@ -27,22 +26,19 @@ logger = logging.getLogger(__name__)
 
 @shared_task(bind=True, acks_late=True, max_retries=None)
 def send_outbound_email(self, outbound_email_id: int) -> str:
-    with outbox.send_lease(outbound_email_id) as held:
-        if not held:
+    with sending.claimed_for_sending(outbound_email_id, task_id=self.request.id or "") as claimed:
+        if claimed is None:
             return "skipped"
-        return _send(self, outbound_email_id)
+        return _send(self, claimed)
 
 
-def _send(task, outbound_email_id: int) -> str:
-    outbound = outbox.claim(outbound_email_id, task_id=task.request.id or "")
-    if outbound is None:
-        return "skipped"
-    confirmation = outbound.kind == OutboundEmail.Kind.CONFIRMATION
-    if suppression.is_suppressed(outbound.to_email, confirmation=confirmation):
+def _send(task, claimed: sending.Claimed) -> str:
+    outbound = claimed.outbound
+    if claimed.suppressed:
         outbox.mark_suppressed(outbound)
         return "suppressed"
     try:
-        message = emails.build_message(outbound)
+        message = emails.build_message(outbound, claimed.subscriptions)
         message.send()
     except Exception as exc:  # noqa: BLE001 - every failure is recorded on the row
         error = f"{type(exc).__name__}: {exc}"

@@ -15,6 +15,7 @@ from newsroom.celery import app as celery_app
 from subscriptions import tasks
 from subscriptions.imports import jobs
 from subscriptions.models import OutboundEmail, SubscriberImport, Subscription
+from tests.db_sessions import end_worker_sessions
 from tests.factories import NewsletterFactory
 
 pytestmark = [
@@ -45,6 +46,7 @@ def worker():
     ) as running:
         yield running
     celery_app.conf.task_default_queue = "celery"
+    end_worker_sessions()
 
 
 def test_the_journey_through_a_real_worker(worker):

@@ -31,6 +31,7 @@ from newsroom.celery import app as celery_app
 from subscriptions import services, tasks
 from subscriptions.models import OutboundEmail, Subscription
 from subscriptions.views import SUCCESS_MESSAGE
+from tests.db_sessions import end_worker_sessions
 from tests.esp_stub import DROP_CONNECTION, HANG, PostmarkStub, Reply
 from tests.factories import NewsletterFactory
 
@@ -111,6 +112,7 @@ def running_worker(*, pool: str = "solo", concurrency: int = 1) -> Iterator[obje
         shutdown_timeout=10,
     ) as worker:
         yield worker
+    end_worker_sessions()
 
 
 @pytest.fixture
