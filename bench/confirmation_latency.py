@@ -156,6 +156,7 @@ def celery_worker(env: dict[str, str]):
             "bench.latency_tasks",
             "--without-gossip",
             "--without-mingle",
+            *os.environ.get("BENCH_WORKER_ARGS", "").split(),
         ],
         cwd=harness.REPO,
         env=env,

@@ -3,6 +3,7 @@ when a worker started it, so Celery and Redis's own hand-over time is measured i
 same run as the sign-up's. The worker loads it with `--include bench.latency_tasks`."""
 
 import time
+from functools import lru_cache
 
 import redis
 from celery import shared_task
@@ -13,4 +14,9 @@ STARTED_KEY = "bench:baseline-started"
 
 @shared_task(ignore_result=True)
 def note_start(sent_at: float) -> None:
-    redis.Redis.from_url(settings.REDIS_URL).rpush(STARTED_KEY, f"{sent_at} {time.time()}")
+    _client(settings.REDIS_URL).rpush(STARTED_KEY, f"{sent_at} {time.time()}")
+
+
+@lru_cache(maxsize=1)
+def _client(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url)
