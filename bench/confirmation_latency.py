@@ -99,13 +99,18 @@ def main() -> int:
             env=env,
         ).splitlines()
     )
-    signup_ms = [1000 * (handed - float(rows[str(int(pk))])) for pk, handed in handed_over]
+    # In the order the sign-ups were made, to see whether the latency holds or grows.
+    timed = sorted(
+        (float(rows[str(int(pk))]), 1000 * (handed - float(rows[str(int(pk))])))
+        for pk, handed in handed_over
+    )
+    signup_ms = [latency for _, latency in timed]
     achieved = int(total) / float(took)
     print()
     print(
         f"{int(total):,} sign-ups at {achieved:.0f}/s (asked for {options.rate:.0f}/s) for "
         f"{options.seconds:.0f} s; gunicorn {' '.join(harness.GUNICORN_ARGS)}; "
-        f"celery worker --concurrency {WORKER_CONCURRENCY}"
+        f"celery worker {' '.join(WORKER_ARGS)}"
     )
     print(f"{'':44} {'count':>7} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'max ms':>8}")
     for name, values in [
@@ -116,6 +121,12 @@ def main() -> int:
         print(f"{name:44} {len(values):7d} {p50:8.1f} {p90:8.1f} {p99:8.1f} {max(values):8.1f}")
     p50, _, p99 = percentiles(signup_ms)
     base_p50, _, _ = percentiles(baseline_ms)
+    thirds = [signup_ms[i * len(signup_ms) // 3 : (i + 1) * len(signup_ms) // 3] for i in range(3)]
+    print(
+        "sign-up p50 in each third of the run (steady or growing): "
+        + " / ".join(f"{percentiles(third)[0]:.1f}" for third in thirds)
+        + " ms"
+    )
     print()
     print(f"sign-up p50 / no-op task p50: {p50 / base_p50:.1f}")
     print(
@@ -134,13 +145,14 @@ def main() -> int:
     return 1 if problems else 0
 
 
-WORKER_CONCURRENCY = 2
+# The worker as docker-compose.yml runs it (BENCH_WORKER_ARGS tries another).
+WORKER_ARGS = os.environ.get("BENCH_WORKER_ARGS", "--pool threads --concurrency 8").split()
 
 
 @contextmanager
 def celery_worker(env: dict[str, str]):
-    """A Celery worker as production runs it (prefork, one process per core), with the
-    baseline's task included; stopped when the block ends."""
+    """A Celery worker as production runs it, with the baseline's task included;
+    stopped when the block ends."""
     log = (harness.REPO / "var" / "bench-worker.log").open("ab")
     process = subprocess.Popen(
         [
@@ -150,13 +162,11 @@ def celery_worker(env: dict[str, str]):
             "-A",
             "newsroom",
             "worker",
-            "--concurrency",
-            str(WORKER_CONCURRENCY),
             "--include",
             "bench.latency_tasks",
             "--without-gossip",
             "--without-mingle",
-            *os.environ.get("BENCH_WORKER_ARGS", "").split(),
+            *WORKER_ARGS,
         ],
         cwd=harness.REPO,
         env=env,

@@ -28,7 +28,7 @@ from django.test import Client
 from django.utils import timezone
 
 from newsroom.celery import app as celery_app
-from subscriptions import services, tasks
+from subscriptions import outbox, services, tasks
 from subscriptions.models import OutboundEmail, Subscription
 from subscriptions.views import SUCCESS_MESSAGE
 from tests.db_sessions import end_worker_sessions
@@ -323,7 +323,7 @@ class WorkerProcess:
     test's Redis, the ESP anymail's Postmark backend pointed at the stand-in.
     """
 
-    def __init__(self, *, postmark_api_url: str, log_path: Path) -> None:
+    def __init__(self, *, postmark_api_url: str, log_path: Path, pool: str = "prefork") -> None:
         self.log_path = log_path
         self._log = log_path.open("wb")
         environment = {
@@ -342,7 +342,7 @@ class WorkerProcess:
             [
                 sys.executable,
                 *("-m", "celery", "-A", "newsroom", "worker"),
-                *("-P", "prefork", "-c", "1", "-Q", QUEUE, "-l", "info"),
+                *("-P", pool, "-c", "1", "-Q", QUEUE, "-l", "info"),
                 *("--without-gossip", "--without-mingle", "--without-heartbeat"),
                 *("-n", f"killed-mid-task-{os.getpid()}@%h"),
             ],
@@ -397,10 +397,15 @@ class WorkerProcess:
 def worker_process(own_queue, tmp_path) -> Iterator[Callable[[str], WorkerProcess]]:
     started: list[WorkerProcess] = []
 
-    def start(postmark_api_url: str) -> WorkerProcess:
-        with celery_app.connection_for_write() as connection:
-            connection.default_channel.queue_purge(QUEUE)
-        worker = WorkerProcess(postmark_api_url=postmark_api_url, log_path=tmp_path / "worker.log")
+    def start(postmark_api_url: str, pool: str = "prefork", *, purge: bool = True) -> WorkerProcess:
+        if purge:
+            with celery_app.connection_for_write() as connection:
+                connection.default_channel.queue_purge(QUEUE)
+        worker = WorkerProcess(
+            postmark_api_url=postmark_api_url,
+            log_path=tmp_path / f"worker-{len(started)}.log",
+            pool=pool,
+        )
         started.append(worker)
         return worker
 
@@ -446,6 +451,46 @@ def test_a_worker_killed_mid_send_leads_to_one_redelivery_and_one_email(worker_p
     )
     assert sent.esp_message_id == stub.exchanges[-1].reply["MessageID"]
     assert child not in worker.pool_children()
+
+
+def test_a_threads_worker_killed_mid_send_leaves_the_row_to_the_sweeper_and_one_email(
+    worker_process, postmark, settings
+):
+    """Production's pool (threads): a killed worker takes no process with it to notice,
+    so its message waits out Redis's visibility timeout; the sweeper hands the row to a
+    worker once its claim is stale, and the email goes out once."""
+    stub = postmark(HANG)
+    with mock.patch("subscriptions.outbox.enqueue"):
+        outbound = sign_up()
+    first = worker_process(stub.api_url, pool="threads")
+
+    tasks.send_outbound_email.delay(outbound.pk)
+    try:
+        wait_for(lambda: stub.exchanges, timeout=30, what="the worker to reach Postmark")
+        claimed = row(outbound)
+        assert (claimed.status, claimed.attempts) == (OutboundEmail.Status.SENDING, 1)
+        os.killpg(first.process.pid, signal.SIGKILL)
+        first.process.wait(timeout=10)
+    except (AssertionError, TimeoutError, ValueError) as failure:
+        raise AssertionError(f"{failure}\n--- worker log ---\n{first.log()}") from failure
+    # As if OUTBOX_STALE_AFTER_SECONDS passed: the claim is abandoned.
+    stale = timedelta(seconds=settings.OUTBOX_STALE_AFTER_SECONDS + 1)
+    OutboundEmail.objects.filter(pk=outbound.pk).update(claimed_at=claimed.claimed_at - stale)
+    second = worker_process(stub.api_url, pool="threads", purge=False)
+
+    assert outbox.requeue_stale() == 1
+    try:
+        wait_for(
+            lambda: row(outbound).status == OutboundEmail.Status.SENT,
+            timeout=30,
+            what="the swept row to be sent",
+        )
+    except (AssertionError, TimeoutError, ValueError) as failure:
+        raise AssertionError(f"{failure}\n--- worker log ---\n{second.log()}") from failure
+
+    time.sleep(0.5)  # a stray further delivery would have reached the stub by now
+    assert [exchange.status for exchange in stub.exchanges] == [None, 200]
+    assert (row(outbound).status, row(outbound).attempts) == (OutboundEmail.Status.SENT, 2)
 
 
 class SpareRedis:
