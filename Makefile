@@ -21,7 +21,7 @@ BROWSER_TOOLS := $(if $(NPM),$(AXE),)
 MESSAGE_SOURCES := --ignore='.venv/*' --ignore='node_modules/*' --ignore='var/*' \
 	--ignore='tests/*' --ignore='bench/*' --ignore='staticfiles/*' --ignore='test-artifacts/*'
 
-.PHONY: run test lint format venv migrate clean messages
+.PHONY: run test lint format venv migrate clean messages bench
 
 venv: $(STAMP)
 
@@ -40,6 +40,14 @@ $(AXE): package.json package-lock.json
 
 test: venv lint $(BROWSER_TOOLS)
 	$(TEST_ENV) $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Every benchmark (bench/__main__.py), on the real PostgreSQL and Redis: about eight
+# minutes. wrk, the load generator, comes from Debian's packages.
+bench: venv
+	command -v wrk >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk)
+	pg_isready -h 127.0.0.1 -p 5432 -q || pg_ctlcluster --skip-systemctl-redirect "$$(ls /etc/postgresql)" main start
+	redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 || redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log
+	$(BIN)/python -m bench
 
 lint: venv
 	$(BIN)/ruff check .

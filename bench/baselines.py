@@ -1,9 +1,11 @@
 """Baseline views: the least a Django view can do, under the app's own middleware."""
 
 import json
+from functools import cache
 
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
+from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
@@ -35,3 +37,34 @@ def one_insert(request: HttpRequest) -> JsonResponse:
     with connection.cursor() as cursor:
         cursor.execute(f"INSERT INTO {ONE_INSERT_TABLE} (email) VALUES (%s)", [email])  # noqa: S608
     return JsonResponse({"status": "pending"}, status=202)
+
+
+@csrf_exempt
+@require_POST
+def signup_statement(request: HttpRequest) -> JsonResponse:
+    """Only the database work of a new address's sign-up, the one statement of
+    subscriptions/first_signup.py, with nothing around it (no validation, no limits, no
+    enqueue): how close the API can come to the one-insert view, given what a sign-up
+    writes."""
+    from subscriptions import first_signup
+    from subscriptions.transitions import ConsentContext
+
+    email = json.loads(request.body)["email"]
+    first_signup.insert_new_address(
+        address=email,
+        newsletter_ids=[_newsletter_id()],
+        source="api",
+        actor="reader",
+        consent=ConsentContext(),
+        consent_kind="signup",
+        language="",
+        now=timezone.now(),
+    )
+    return JsonResponse({"status": "pending"}, status=202)
+
+
+@cache
+def _newsletter_id() -> int:
+    from subscriptions.models import Newsletter
+
+    return Newsletter.objects.get(slug="daily-digest").pk

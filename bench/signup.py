@@ -60,6 +60,12 @@ def main() -> int:
         scripts = write_scripts(Path(scratch), base)
         warm_up(base, scripts)
         first = load_baseline("one-insert view (baseline)", base, scripts["base1"], **load)
+        statement = harness.wrk(
+            "the sign-up's statement alone (view)",
+            f"{base}/bench/signup-statement",
+            script=scripts["statement"],
+            **load,
+        )
         api = load_api(base, scripts["api"], **load)
         form = load_form(base, scripts["form"], **load)
         second = load_baseline("one-insert view (again)", base, scripts["base2"], **load)
@@ -70,14 +76,21 @@ def main() -> int:
         f"gunicorn {' '.join(harness.GUNICORN_ARGS)}; wrk -t2 -c{options.connections} "
         f"-d{options.seconds}s; a new address per request"
     )
-    harness.report([first, second, api, form], baseline)
+    harness.report([first, second, statement, api, form], baseline)
     ratio = api.requests_per_second / baseline.requests_per_second
     print()
+    print(
+        f"API / the sign-up's statement alone: "
+        f"{api.requests_per_second / statement.requests_per_second:.2f} (what validation, "
+        "limits and the enqueue cost on top of the database's share)"
+    )
     print(
         f"API / baseline: {ratio:.2f} (target >= 0.70): {'met' if ratio >= 0.7 else 'MISSED'}; "
         f"p99 {api.p99_ms:.1f} ms (target < 100): {'met' if api.p99_ms < 100 else 'MISSED'}"
     )
     problems = check_app(first, api, form, second, connections=options.connections)
+    if statement.errors:
+        problems.append(f"{statement.name}: {statement.errors} errors")
     for problem in problems:
         print(f"PROBLEM: {problem}")
     return 1 if problems else 0
@@ -103,7 +116,7 @@ def write_scripts(folder: Path, base: str) -> dict[str, Path]:
     json_headers = '{["Content-Type"] = "application/json"}'
     scripts = {
         name: write_lua(folder / f"{name}.lua", prefix=name, headers=json_headers, body=api_body)
-        for name in ("warm", "base1", "api", "base2")
+        for name in ("warm", "base1", "statement", "api", "base2")
     }
     scripts["form"] = write_lua(folder / "form.lua", prefix="form", **form_request(base))
     return scripts
