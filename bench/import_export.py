@@ -79,10 +79,13 @@ def main() -> int:
         print(f"{name:42} {took:8.1f} {rows / took:9.0f} {memory} {took / baseline:7.1f}")
     print()
     print(summary)
-    print(f"Import: {seconds:.1f} s (target <= 30 s), {peak_mb:.0f} MB (target <= 300 MB)")
+    print(
+        f"Import: {seconds:.1f} s (target <= 30 s), {peak_mb:.0f} MB (target <= 300 MB): "
+        f"{'met' if seconds <= 30 and peak_mb <= 300 else 'MISSED'}"
+    )
     print(
         f"Export: {export_seconds:.1f} s for {exported_rows:,} rows (target <= 15 s), "
-        f"{export_mb:.0f} MB"
+        f"{export_mb:.0f} MB: {'met' if export_seconds <= 15 else 'MISSED'}"
     )
     problems = []
     if added != rows - invalid - repeated:

@@ -250,6 +250,29 @@ def test_cells_our_export_guarded_against_formulas_import_as_they_were(
     ]
 
 
+def test_other_columns_are_kept_with_the_subscriber_as_they_were(tmp_path, newsletter) -> None:
+    path = write_csv(
+        tmp_path / "list.csv",
+        [
+            ["ann@example.org", "Ann", 'Kyiv "центр"', "", "first", "second", "a\\b"],
+            ["bob@example.org", "Bob", "", "", "", "", ""],
+            ["cara@example.org", "Cara", "Lviv\tcity", "", "x", "y", "z"],
+        ],
+        header=("email", "name", "City", "Empty", "dup", "dup", "Back\\slash"),
+    )
+
+    run(path, newsletter)
+
+    attributes = dict(Subscriber.objects.values_list("email", "attributes"))
+    assert attributes == {
+        # Column names lower-cased, the last of two same-named columns kept, blank
+        # cells left out, whitespace folded.
+        "ann@example.org": {"city": 'Kyiv "центр"', "dup": "second", "back\\slash": "a\\b"},
+        "bob@example.org": {},
+        "cara@example.org": {"city": "Lviv city", "dup": "y", "back\\slash": "z"},
+    }
+
+
 def test_a_gzipped_file_imports_like_a_plain_one(tmp_path, newsletter) -> None:
     plain = write_csv(tmp_path / "list.csv", [["ann@example.org", "Ann"]])
     packed = tmp_path / "list.csv.gz"
@@ -291,6 +314,7 @@ def test_unreadable_rows_are_reported_and_the_rest_imported(tmp_path, newsletter
         b"bob@example.org,B\xffob\n"  # not UTF-8
         b'"cara@example.org,"Unclosed\n'
         b"dan\x00@example.org,Dan\n"
+        b"fay@example.org," + b"x" * 200_000 + b"\n"  # a cell over csv's limit
         b"eve@example.org,Eve\n"
     )
 
@@ -298,9 +322,11 @@ def test_unreadable_rows_are_reported_and_the_rest_imported(tmp_path, newsletter
 
     emails = set(Subscriber.objects.values_list("email", flat=True))
     assert "ann@example.org" in emails and "bob@example.org" not in emails
+    assert "eve@example.org" in emails
     assert job.state == SubscriberImport.State.DONE
     reasons = {line: reason for line, _, reason in report(job)}
     assert reasons["3"] == "the row is not valid UTF-8"
+    assert reasons["6"] == "the row cannot be read as CSV"
     assert job.invalid == len(reasons)
 
 

@@ -128,12 +128,12 @@ class ImportFile:
             except StopIteration:
                 return
             except csv.Error:
-                yield self._reader.line_num, None
+                # The reader started after the header, the file's line 1.
+                yield self._reader.line_num + 1, None
                 continue
             except (gzip.BadGzipFile, EOFError, OSError) as exc:
                 raise ImportFileError("the compressed file is damaged") from exc
             if fields:
-                # The reader started after the header, the file's line 1.
                 yield self._reader.line_num + 1, fields
 
 
@@ -194,15 +194,28 @@ class RowChecker:
         # The domain policy's verdict per domain (a list holds a few thousand domains):
         # None when allowed, else the refusal's message.
         self._domain_verdicts: dict[str, str | None] = {}
+        # Where each column is, worked out once rather than as a dict for every row. A
+        # name given twice means its last column, as a dict of the row would.
+        position = {name: index for index, name in enumerate(columns)}
+        self._at = {name: position.get(name) for name in _KNOWN}
+        self._extra = [
+            (index, name[:100])
+            for index, name in enumerate(columns)
+            if name and name not in _KNOWN and position[name] == index
+        ]
+
+    def _cell(self, fields: list[str], name: str) -> str:
+        index = self._at[name]
+        return fields[index] if index is not None and index < len(fields) else ""
 
     def check(self, line: int, fields: list[str] | None) -> ImportRow | Rejection:
         if fields is None:
             return Rejection(line, "", "the row cannot be read as CSV")
-        if any(value[:1] == "'" for value in fields):
+        whole = "".join(fields)  # one search instead of one per cell, for the rare cases
+        if "'" in whole and any(value[:1] == "'" for value in fields):
             fields = [csv_unguarded(value) for value in fields]
-        record = dict(zip(self.columns, fields, strict=False))
-        given = record.get(EMAIL, "")
-        if any("\ufffd" in value for value in fields):
+        given = self._cell(fields, EMAIL)
+        if "\ufffd" in whole:
             return Rejection(line, given, "the row is not valid UTF-8")
         try:
             email = normalize_email(given)
@@ -211,9 +224,10 @@ class RowChecker:
         refusal = self._domain_verdict(email)
         if refusal is not None:
             return Rejection(line, given, refusal)
-        target = self._target_status(record.get(STATUS, ""))
+        status = self._cell(fields, STATUS)
+        target = self._target_status(status) if status else self.target_status
         if target is None:
-            return Rejection(line, given, MARKED_AS_LEFT % record[STATUS].strip().lower())
+            return Rejection(line, given, MARKED_AS_LEFT % status.strip().lower())
         email_ci = email.lower()
         if email_ci in self.suppressed or (
             self.suppressed_hashes and address_hash(email_ci) in self.suppressed_hashes
@@ -223,13 +237,15 @@ class RowChecker:
             line=line,
             email=email,
             email_ci=email_ci,
-            name=_printable(record.get(NAME, ""))[:200],
-            attributes=self._attributes(record),
+            name=_printable(self._cell(fields, NAME))[:200],
+            attributes=self._attributes(fields),
             target_status=target,
-            consent_basis=_printable(record.get(CONSENT) or record.get(CONSENT_TEXT) or "")
+            consent_basis=_printable(
+                self._cell(fields, CONSENT) or self._cell(fields, CONSENT_TEXT)
+            )
             or self.consent_basis,
-            signed_up_at=_datetime(record.get(SIGNED_UP_AT, "")),
-            signup_ip=_ip(record.get(SIGNUP_IP, "")),
+            signed_up_at=_datetime(self._cell(fields, SIGNED_UP_AT)),
+            signup_ip=_ip(self._cell(fields, SIGNUP_IP)),
         )
 
     def _domain_verdict(self, email: str) -> str | None:
@@ -253,16 +269,18 @@ class RowChecker:
             return Status.PENDING
         return self.target_status
 
-    def _attributes(self, record: dict[str, str]) -> str:
-        """The other columns, as JSON."""
-        extra = {
-            key[:100]: _printable(value)[:MAX_ATTRIBUTE_LENGTH]
-            for key, value in record.items()
-            if key and key not in _KNOWN and value.strip()
-        }
-        if not extra:
-            return "{}"
-        return _to_json(dict(list(extra.items())[:MAX_ATTRIBUTES]))
+    def _attributes(self, fields: list[str]) -> str:
+        """The other columns that hold something, as a JSON object."""
+        pairs = []
+        for index, name in self._extra:
+            if index < len(fields) and (value := fields[index]).strip():
+                pairs.append(
+                    f"{_json_string(name)}: "
+                    f"{_json_string(_printable(value)[:MAX_ATTRIBUTE_LENGTH])}"
+                )
+                if len(pairs) == MAX_ATTRIBUTES:
+                    break
+        return "{" + ", ".join(pairs) + "}"
 
 
 @dataclass
@@ -308,8 +326,9 @@ def chunks(
         )
 
 
-# One encoder for every row: json.dumps with an option builds a new encoder per call.
-_to_json = json.JSONEncoder(ensure_ascii=False).encode
+# A JSON string, characters beyond ASCII kept as they are (json's own C function): an
+# attributes object is a few flat pairs, so it is written without json.dumps's machinery.
+_json_string = json.encoder.encode_basestring
 
 
 def _printable(value: str) -> str:
