@@ -284,7 +284,8 @@ def test_an_export_of_a_list_filtered_by_newsletter_asks_for_no_distinct_rows(
     newsletter = NewsletterFactory()
     add_subscriptions(newsletter, 3)
     changelist = admin_client.get(SUBSCRIBERS, {"newsletter": newsletter.pk}).context["cl"]
-    assert changelist.queryset.query.distinct  # the list itself shows each person once
+    assert changelist.queryset.count() == 3  # each person once
+    assert "DISTINCT" not in str(changelist.queryset.query).upper()
 
     exported = exports.subscriptions_of(changelist.queryset, newsletter_id=newsletter.pk)
 

@@ -59,7 +59,10 @@ class NewsletterFilter(admin.SimpleListFilter):
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
         if self.value():
-            return queryset.filter(subscriptions__newsletter_id=self.value()).distinct()
+            # A semi-join, not a join made DISTINCT: inside an action's IN (...) over a
+            # million rows the DISTINCT took minutes (PostgreSQL spilled it to disk).
+            subscribers = Subscription.objects.filter(newsletter_id=self.value())
+            return queryset.filter(pk__in=subscribers.values("subscriber_id"))
         return queryset
 
 
