@@ -15,6 +15,7 @@ from bench import harness
 # (script, its arguments): issue 8's list, in its order, then the server comparison.
 BENCHMARKS = [
     ("signup", []),
+    ("signup_profile", []),
     ("confirmation_latency", []),
     ("goal_reads", []),
     ("import_export", []),
