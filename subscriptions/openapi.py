@@ -104,6 +104,17 @@ def api_description() -> dict[str, Any]:
                     "description": "The answer is the same whether the address is new, "
                     "pending or already active, so it tells nobody who subscribes. A "
                     "confirmation email follows unless the address's daily cap is reached.",
+                    "parameters": [
+                        {
+                            "name": "lang",
+                            "in": "query",
+                            "required": False,
+                            "description": "The reader's language, as in the body. On the "
+                            "URL it also reaches the answers given when the body cannot be "
+                            "read; the embeds send both.",
+                            "schema": {"type": "string"},
+                        }
+                    ],
                     "requestBody": {
                         "required": True,
                         "content": {
