@@ -109,7 +109,7 @@ def main() -> int:
     print()
     print(
         f"{int(total):,} sign-ups at {achieved:.0f}/s (asked for {options.rate:.0f}/s) for "
-        f"{options.seconds:.0f} s; gunicorn {' '.join(harness.GUNICORN_ARGS)}; "
+        f"{options.seconds:.0f} s; {harness.server_description()}; "
         f"celery worker {' '.join(WORKER_ARGS)}"
     )
     print(f"{'':44} {'count':>7} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'max ms':>8}")

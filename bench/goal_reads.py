@@ -60,10 +60,7 @@ def main() -> int:
 
     baseline = harness.mean("no-database view (baseline, mean)", first, second)
     print()
-    print(
-        f"gunicorn {' '.join(harness.GUNICORN_ARGS)}; wrk -t2 -c{options.connections} "
-        f"-d{options.seconds}s"
-    )
+    print(f"{harness.server_description()}; wrk -t2 -c{options.connections} -d{options.seconds}s")
     harness.report([first, second, api, page], baseline)
     ratio = api.requests_per_second / baseline.requests_per_second
     print()

@@ -7,6 +7,7 @@ Traffic goes to 127.0.0.1 only; every run is bounded by wrk's duration.
 
 import os
 import re
+import runpy
 import secrets
 import shutil
 import signal
@@ -27,10 +28,18 @@ DATABASE_URL = os.environ.get(
 )
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
 GUNICORN_CONFIG = REPO / "newsroom" / "gunicorn.conf.py"
-# Production-like for this 2-core machine; see BENCHMARKS.md for how it was chosen.
-GUNICORN_ARGS = os.environ.get(
-    "BENCH_GUNICORN_ARGS", "--workers 3 --worker-class gthread --threads 4"
-).split()
+# Nothing on top of the production configuration file unless a run asks for another.
+GUNICORN_ARGS = os.environ.get("BENCH_GUNICORN_ARGS", "").split()
+
+
+def server_description(args: Sequence[str] = GUNICORN_ARGS) -> str:
+    """How gunicorn runs the app: the production file's workers, and any arguments on top."""
+    config = runpy.run_path(str(GUNICORN_CONFIG))
+    described = (
+        f"gunicorn -c {GUNICORN_CONFIG.relative_to(REPO)} ({config['workers']} "
+        f"{config.get('worker_class', 'sync')} workers x {config.get('threads', 1)} threads)"
+    )
+    return f"{described} {' '.join(args)}".rstrip()
 
 
 def environment(**extra: str) -> dict[str, str]:

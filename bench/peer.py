@@ -245,7 +245,7 @@ def main() -> int:
     baseline = harness.mean("one-insert view (baseline, mean)", first, second)
     print()
     print(
-        f"gunicorn {' '.join(harness.GUNICORN_ARGS)} for both; wrk -t2 -c{options.connections} "
+        f"{harness.server_description()} for both; wrk -t2 -c{options.connections} "
         f"-d{options.seconds}s; a new address per request; django-newsletter 1.2.1 on "
         "Django 5.2.19 (its own virtualenv), activation email sent in the request (locmem)"
     )

@@ -22,7 +22,13 @@ ASGI_DIR = harness.REPO / "var" / "bench-asgi"
 
 # (name, gunicorn arguments, application, with the ASGI packages)
 SERVERS = [
-    ("sync, 5 processes", ["--workers", "5", "--worker-class", "sync"], "wsgi", False),
+    # One thread each: with the config file's threads, gunicorn would run sync as gthread.
+    (
+        "sync, 5 processes",
+        ["--workers", "5", "--worker-class", "sync", "--threads", "1"],
+        "wsgi",
+        False,
+    ),
     (
         "gthread, 3 processes x 4 threads (production)",
         ["--workers", "3", "--worker-class", "gthread", "--threads", "4"],

@@ -73,7 +73,7 @@ def main() -> int:
     baseline = harness.mean("one-insert view (baseline, mean)", first, second)
     print()
     print(
-        f"gunicorn {' '.join(harness.GUNICORN_ARGS)}; wrk -t2 -c{options.connections} "
+        f"{harness.server_description()}; wrk -t2 -c{options.connections} "
         f"-d{options.seconds}s; a new address per request"
     )
     harness.report([first, second, statement, api, form], baseline)

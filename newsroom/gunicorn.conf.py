@@ -12,7 +12,13 @@ from gunicorn.glogging import Logger
 from newsroom.log_privacy import MaskPersonalData
 
 bind = "0.0.0.0:8000"
+# Three processes of four threads for two cores. Measured against sync workers, other
+# thread counts and uvicorn (BENCHMARKS.md, "Which server"): sync serves as much, but a
+# slow client holds a sync worker for its whole request, and compose puts no buffering
+# proxy in front; uvicorn runs Django's synchronous views five times slower.
 workers = 3
+worker_class = "gthread"
+threads = 4
 accesslog = "-"
 # Time, method, path, protocol, status, bytes, milliseconds taken, user agent.
 access_log_format = '%(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(M)sms "%(a)s"'
