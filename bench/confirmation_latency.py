@@ -11,7 +11,6 @@ Targets (issue 8): p50 under 100 ms, p99 under 500 ms; every sign-up's email han
 
 import argparse
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -81,10 +80,10 @@ def main() -> int:
     env = harness.environment(EMAIL_BACKEND="bench.recording_email.EmailBackend", **UNLIMITED)
     with harness.gunicorn(**env) as base, celery_worker(env):
         wait_for_worker(env)
-        sent = int(run_python(PACED_TASKS, str(options.rate), str(options.seconds), env=env))
+        sent = int(harness.django(PACED_TASKS, str(options.rate), str(options.seconds), env=env))
         baseline = wait_for(STARTED_KEY, sent, env)
         host, port = base.removeprefix("http://").split(":")
-        total, failures, took = run_python(
+        total, failures, took = harness.django(
             PACED_SIGNUPS, host, port, str(options.rate), str(options.seconds), env=env
         ).split()
         handed_over = wait_for(HANDED_OVER_KEY, int(total), env)
@@ -177,17 +176,12 @@ def celery_worker(env: dict[str, str]):
     try:
         yield process
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=5)
+        harness.stop(process, timeout=20)
         log.close()
 
 
 def wait_for_worker(env: dict[str, str]) -> None:
-    run_python(
+    harness.django(
         "import time\n"
         "from newsroom.celery import app\n"
         "deadline = time.time() + 60\n"
@@ -201,7 +195,7 @@ def wait_for_worker(env: dict[str, str]) -> None:
 def wait_for(key: str, expected: int, env: dict[str, str], timeout: float = 60) -> list:
     """The pairs of numbers the worker recorded under `key`, once there are `expected`
     of them (or the timeout passed)."""
-    out = run_python(
+    out = harness.django(
         "import sys, time, redis\n"
         "from django.conf import settings\n"
         "client = redis.Redis.from_url(settings.REDIS_URL)\n"
@@ -213,22 +207,6 @@ def wait_for(key: str, expected: int, env: dict[str, str], timeout: float = 60) 
         env=env,
     )
     return [tuple(float(n) for n in line.split()) for line in out.splitlines() if line.strip()]
-
-
-def run_python(code: str, *args: str, env: dict[str, str]) -> str:
-    """Run `code` with Django set up, in a process of its own; what it printed."""
-    result = subprocess.run(
-        [harness.PYTHON, "-c", "import django; django.setup()\n" + code, *args],
-        cwd=harness.REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
-    if result.returncode:
-        sys.exit(f"bench step failed:\n{result.stderr}")
-    return result.stdout
 
 
 def percentiles(values: list[float]) -> tuple[float, float, float]:

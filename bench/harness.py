@@ -83,20 +83,38 @@ def manage(*args: str, env: dict[str, str] | None = None) -> str:
     return result.stdout
 
 
-def django(code: str, env: dict[str, str] | None = None) -> str:
-    """Run Python with Django set up (bench settings) and return what it printed."""
-    script = "import django; django.setup()\n" + code
-    result = subprocess.run(  # noqa: S603 - our interpreter and our own code
-        [PYTHON, "-c", script],
-        cwd=REPO,
-        env=env or environment(),
+def django(code: str, *args: str, env: dict[str, str] | None = None) -> str:
+    """Run Python with Django set up (bench settings), `args` as its sys.argv[1:], and
+    return what it printed."""
+    return run(PYTHON, "import django; django.setup()\n" + code, *args, env=env or environment())
+
+
+def run(python: str, code: str, *args: str, env: dict[str, str], cwd: Path = REPO) -> str:
+    """Run `code` with the interpreter `python` in a process of its own; what it printed.
+    A failure ends the benchmark, with what the process said."""
+    result = subprocess.run(  # noqa: S603 - our interpreters and our own code
+        [python, "-c", code, *args],
+        cwd=cwd,
+        env=env,
         capture_output=True,
         text=True,
         check=False,
+        timeout=600,
     )
     if result.returncode:
-        sys.exit(f"bench set-up failed:\n{result.stderr}")
+        sys.exit(f"bench step failed:\n{result.stderr}")
     return result.stdout
+
+
+def stop(process: subprocess.Popen, *, timeout: float = 15) -> None:
+    """Stop a process started in a session of its own, and everything it started: a
+    warm shutdown first, then SIGKILL if it does not end in time."""
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=5)
 
 
 def fresh_database() -> None:
@@ -173,12 +191,7 @@ def serve(
         _wait_for(f"{base}/healthz/", process)
         yield base
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=5)
+        stop(process)
         output.close()
 
 

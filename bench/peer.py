@@ -340,18 +340,7 @@ def prepare_peer_database(python: str, env: dict[str, str]) -> None:
 
 def run_peer(python: str, code: str, env: dict[str, str]) -> str:
     """Run Python in the peer's virtualenv and return what it printed."""
-    result = subprocess.run(  # noqa: S603 - the peer's interpreter and our own code
-        [python, "-c", code],
-        cwd=env["PYTHONPATH"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
-    if result.returncode:
-        sys.exit(f"peer set-up failed:\n{result.stderr}")
-    return result.stdout
+    return harness.run(python, code, env=env, cwd=Path(env["PYTHONPATH"]))
 
 
 def subscribe_request(base: str) -> dict[str, str]:
