@@ -143,6 +143,28 @@ def serious_accessibility_violations(page: object, *, context: str | None = None
     ]
 
 
+def announced_as(page: object, selector: str) -> dict:
+    """How Chromium's accessibility tree exposes the first element matching selector
+    to a screen reader: its role and live-region setting ("assertive", "polite" or
+    "off"), read through the DevTools protocol rather than from our own attributes."""
+    session = page.context.new_cdp_session(page)
+    try:
+        document = session.send("DOM.getDocument", {"depth": 0})
+        found = session.send(
+            "DOM.querySelector", {"nodeId": document["root"]["nodeId"], "selector": selector}
+        )
+        node = session.send("Accessibility.getPartialAXTree", {"nodeId": found["nodeId"]})
+    finally:
+        session.detach()
+    element = node["nodes"][0]
+    properties = {p["name"]: p["value"].get("value") for p in element.get("properties", [])}
+    return {
+        "role": element.get("role", {}).get("value"),
+        "live": properties.get("live", "off"),
+        "ignored": element.get("ignored", False),
+    }
+
+
 class AnotherSite:
     """A web server on another origin, serving pages that embed our snippets."""
 

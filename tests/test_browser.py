@@ -12,10 +12,16 @@ from django.core import mail
 from playwright.sync_api import expect
 
 from subscriptions import embeds, members, milestones, ratelimit
+from subscriptions.forms import CHOOSE_NEWSLETTER_MESSAGE
 from subscriptions.models import MembershipGoal, Newsletter, Subscriber, Subscription
 from subscriptions.tokens import confirmation_token, preferences_token, unsubscribe_token
 from subscriptions.views import SUCCESS_MESSAGE as LAZY_SUCCESS_MESSAGE
-from tests.browser_support import screenshot, screenshot_of, serious_accessibility_violations
+from tests.browser_support import (
+    announced_as,
+    screenshot,
+    screenshot_of,
+    serious_accessibility_violations,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 INVALID = "Please, enter correct email address"
@@ -61,17 +67,25 @@ def test_a_bad_address_gets_the_inline_error_and_stores_nothing(page, site) -> N
     box = page.locator("form.signup-form").first
     email = box.get_by_label("Email address")
 
+    # Enter in the field: the focus is already there, so moving it to the field reads
+    # nothing out; the error has to announce itself.
     email.fill("ann at example")
-    box.get_by_role("button", name="Subscribe").click()
+    email.press("Enter")
 
     error = box.locator('[data-error-for="email"]')
     error.filter(has_text=INVALID).wait_for()
     assert email.get_attribute("aria-invalid") == "true"
     assert error.get_attribute("id") in (email.get_attribute("aria-describedby") or "")
-    # Shown once, under the field; focusing the field reads it out (aria-describedby).
+    # Shown once, under the field, as a live region a screen reader speaks at once.
     expect(box.get_by_text(INVALID)).to_have_count(1)
     expect(box.locator(".signup-message")).to_be_empty()
     expect(email).to_be_focused()
+    error_id = error.get_attribute("id")
+    assert announced_as(page, f"#{error_id}") == {
+        "role": "alert",
+        "live": "assertive",
+        "ignored": False,
+    }
     screenshot_of(page.locator("section.signup-box").first, "signup-inline-error")
     assert not Subscriber.objects.exists()
 
@@ -119,11 +133,21 @@ def test_the_whole_journey_sign_up_confirm_welcome_unsubscribe_preferences(page,
     assert sorted(statuses.values()) == ["active", "unsubscribed"]
 
     page.get_by_role("link", name="Manage all your newsletters").click()
+    still_active = next(slug for slug, status in statuses.items() if status == "active")
+    still_active_name = Newsletter.objects.get(slug=still_active).name
     page.get_by_label("The Daily Digest").check()
+    page.get_by_label(still_active_name).uncheck()
     page.get_by_role("button", name="Save preferences").click()
     page.get_by_text("Your preferences have been saved.").wait_for()
     screenshot(page, "preferences-saved")
-    assert Subscription.objects.get(newsletter__slug="daily-digest").status == "active"
+    assert dict(Subscription.objects.values_list("newsletter__slug", "status")) == {
+        "explaining-ukraine": "unsubscribed",
+        "editors-picks": "unsubscribed",
+        "daily-digest": "active",
+    }
+    # The page shows what was saved.
+    expect(page.get_by_label("The Daily Digest")).to_be_checked()
+    expect(page.get_by_label(still_active_name)).not_to_be_checked()
 
 
 def test_the_goal_banner_counts_a_new_member_without_a_reload(page, site) -> None:
@@ -172,6 +196,45 @@ def test_the_embeds_work_on_another_sites_page(page, site, another_site) -> None
     expect(count).to_have_text("2", timeout=10_000)
     assert banner.locator(".membership-progress").get_attribute("value") == "2"
     screenshot_of(banner, "goal-embed-live-on-another-site")
+
+
+def test_the_several_newsletters_embed_asks_for_a_choice_then_signs_up(
+    page, site, another_site
+) -> None:
+    every_newsletter = list(Newsletter.objects.order_by("pk"))
+    url = another_site.publish("several.html", embeds.signup_script_snippet(every_newsletter))
+    page.goto(url)
+    form = page.locator(".newsroom-embed form.signup-form")
+    email = form.get_by_label("Email address")
+
+    # No newsletter ticked: the error sits with the choices, announced, and nothing is kept.
+    email.fill("hana@example.org")
+    email.press("Enter")
+    choices_error = form.locator('[data-error-for="newsletters"]')
+    expect(choices_error).to_have_text(str(CHOOSE_NEWSLETTER_MESSAGE))
+    assert announced_as(page, '.newsroom-embed [data-error-for="newsletters"]')["live"] == (
+        "assertive"
+    )
+    assert choices_error.get_attribute("id") in (
+        form.locator("fieldset").get_attribute("aria-describedby") or ""
+    )
+    screenshot_of(form, "embed-several-choose-one")
+    assert not Subscriber.objects.exists()
+
+    # Ticking one clears the error; two ticked, the answer comes inline.
+    form.get_by_label(every_newsletter[0].name).check()
+    expect(choices_error).to_be_hidden()
+    form.get_by_label(every_newsletter[2].name).check()
+    form.get_by_role("button", name="Subscribe").click()
+    form.locator(".signup-message").filter(has_text=SUCCESS_MESSAGE).wait_for()
+    assert page.url == url
+    assert set(
+        Subscription.objects.filter(subscriber__email="hana@example.org").values_list(
+            "newsletter", "status"
+        )
+    ) == {(every_newsletter[0].pk, "pending"), (every_newsletter[2].pk, "pending")}
+    (confirmation,) = messages_of("confirmation")
+    assert confirmation.to == ["hana@example.org"]
 
 
 def test_the_plain_html_embed_works_without_javascript(
@@ -285,6 +348,45 @@ def test_the_host_page_restyles_the_embed_through_custom_properties(
     assert plain == own  # the defaults look like our own pages
     assert restyled == {"accent": "rgb(138, 11, 46)", "font": "Georgia, serif"}
     assert from_body == {"accent": "rgb(29, 92, 46)", "font": own["font"]}
+
+
+# The goal banner's background, text and member colours.
+LOOK_OF_THE_BANNER = """() => {
+    const banner = document.querySelector(".newsroom-embed .membership-banner");
+    return {
+        background: getComputedStyle(banner).backgroundColor,
+        text: getComputedStyle(banner).color,
+        member: getComputedStyle(banner.querySelector(".membership-banner__cta")).backgroundColor,
+    };
+}"""
+
+
+def test_the_host_page_restyles_the_goal_banner_through_custom_properties(
+    page, site, another_site
+) -> None:
+    milestones.save_goal(MembershipGoal(target=20_000))
+
+    def look(name: str, head: str = "") -> dict:
+        page.goto(another_site.publish(name, embeds.goal_snippet(), head=head))
+        page.locator(".newsroom-embed .membership-banner").wait_for()
+        return page.evaluate(LOOK_OF_THE_BANNER)
+
+    plain = look("plain.html")
+    restyled = look(
+        "restyled.html",
+        head="<style>body { --newsroom-banner-bg: #003366; --newsroom-banner-text: #fafafa;"
+        " --newsroom-member: #ff7f50; }</style>",
+    )
+    screenshot(page, "goal-embed-restyled-by-host")
+
+    page.goto(site + "/")
+    own = page.evaluate(LOOK_OF_THE_BANNER.replace(".newsroom-embed ", ""))
+    assert plain == own  # the defaults look like our own banner
+    assert restyled == {
+        "background": "rgb(0, 51, 102)",
+        "text": "rgb(250, 250, 250)",
+        "member": "rgb(255, 127, 80)",
+    }
 
 
 def test_a_reader_signs_up_with_the_keyboard_alone(page, site) -> None:
@@ -407,12 +509,38 @@ def test_the_article_page_fits_a_360px_phone(browser, site) -> None:
         phone.goto(site + "/")
         width = phone.evaluate("document.documentElement.scrollWidth")
         screenshot(phone, "home-360px")
-        for region in ("article", ".membership-banner", "form.signup-form", ".sidebar"):
+        for region in PARTS_OF_THE_ARTICLE_PAGE:
             assert phone.locator(region).first.is_visible(), region
     finally:
         context.close()
 
     assert width <= 360
+
+
+# What makes the demo page an article page of a news site.
+PARTS_OF_THE_ARTICLE_PAGE = (
+    "header.site-header nav.site-nav",
+    "article h1",
+    "article .membership-banner",
+    "article form.signup-form",  # a sign-up box in the article
+    "aside.sidebar form.signup-form",  # and in the sidebar
+    ".latest-news li a",  # the news feed column
+    "footer.site-footer",
+)
+
+
+def test_the_article_page_has_the_parts_of_a_news_site_side_by_side(page, site) -> None:
+    milestones.save_goal(MembershipGoal())
+    page.goto(site + "/")  # 1280 px wide
+
+    boxes = {part: page.locator(part).first.bounding_box() for part in PARTS_OF_THE_ARTICLE_PAGE}
+    assert all(boxes.values()), boxes  # every part is there and shown
+    article = page.locator("article").first.bounding_box()
+    sidebar = page.locator("aside.sidebar").first.bounding_box()
+    # On a desktop the sidebar is a column beside the article, not below it.
+    assert sidebar["x"] >= article["x"] + article["width"] - 1
+    assert sidebar["y"] < article["y"] + article["height"]
+    assert page.locator(".latest-news li").count() >= 3
 
 
 def test_the_accessibility_check_does_find_violations(browser, another_site) -> None:

@@ -4,8 +4,10 @@
  * On our pages the form is in the HTML: without JavaScript it posts to the HTML
  * endpoint and the server renders the result. With it, the same fields go to the JSON
  * API and the server's answer shows without leaving the page: a field's error under the
- * field (tied to it by aria-invalid and aria-describedby, and focused), anything else
- * (success, the rate limit) in the form's aria-live region. If the request cannot be
+ * field, in its own live region (role="alert" in the templates: focusing a field that
+ * already has the focus reads nothing out), tied to it by aria-invalid and
+ * aria-describedby; anything else (success, the rate limit) in the form's aria-live
+ * region. If the request cannot be
  * made at all (network failure), the form falls back to the normal POST.
  *
  * On another site, the embed's placeholder ([data-newsroom-signup]) names the URL of
@@ -167,8 +169,8 @@
 
     function handleErrors(errors) {
       errors = errors || {};
-      // Each message shows once: under its field when the form has one (focusing the
-      // field reads it out through aria-describedby), else in the live region.
+      // Each message shows once: under its field when the form has one (an alert of
+      // its own), else in the form's live region.
       var focusTarget = null;
       var unplaced = "";
       var fields = ["newsletters", "email"];
