@@ -280,6 +280,36 @@ def test_the_embeds_page_gives_the_form_for_every_public_newsletter_and_the_bann
     assert "private-list" not in "".join(boxes.values())
 
 
+def test_the_embeds_page_gives_the_form_for_the_ticked_newsletters(admin_client, digest) -> None:
+    weekly = NewsletterFactory(slug="weekly", position=1)
+    morning = NewsletterFactory(slug="morning", position=2)
+    NewsletterFactory(slug="private-list", is_public=False)
+    url = reverse("admin:subscriptions_embeds")
+
+    # In the newsletters' own order, whatever the order ticked; private or unknown
+    # slugs are left out.
+    response = admin_client.get(
+        url, {"newsletters": [morning.slug, "private-list", "no-such-list", digest.slug]}
+    )
+
+    boxes = embed_boxes(response.content.decode())
+    chosen = [digest, morning]  # positions 0 and 2
+    assert boxes["Script embed code, English"] == embeds.signup_script_snippet(chosen)
+    assert boxes["Plain HTML embed code, English"] == embeds.signup_html_snippet(chosen)
+    assert "weekly" not in boxes["Script embed code, English"]
+    assert "private-list" not in boxes["Script embed code, English"]
+    page = response.content.decode()
+    assert re.search(r'value="morning" checked', page)
+    assert re.search(r'value="weekly">', page)
+    assert not re.search(r'value="private-list"', page)
+
+    # Nothing public ticked: every public newsletter, as before.
+    nothing = embed_boxes(admin_client.get(url, {"newsletters": ["private-list"]}).content.decode())
+    public = list(selectors.public_newsletters())
+    assert public == [digest, weekly, morning]
+    assert nothing["Script embed code, English"] == embeds.signup_script_snippet(public)
+
+
 def test_the_embeds_page_is_for_editors_only(client) -> None:
     response = client.get(reverse("admin:subscriptions_embeds"))
     assert response.status_code == 302

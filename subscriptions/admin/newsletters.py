@@ -70,15 +70,20 @@ class NewsletterAdmin(admin.ModelAdmin):
         return TemplateResponse(request, "admin/subscriptions/dashboard.html", context)
 
     def embeds_view(self, request: HttpRequest) -> TemplateResponse:
-        """Embed code for a form with every public newsletter, and for the goal banner."""
+        """Embed code for a form with several public newsletters (every one, or those
+        ticked: `?newsletters=slug&newsletters=slug`), and for the goal banner."""
         if not self.has_view_permission(request):
             raise PermissionDenied
         public = list(selectors.public_newsletters())
+        ticked = set(request.GET.getlist("newsletters"))
+        # Nothing (or nothing public) ticked gives the form with every newsletter.
+        chosen = [newsletter for newsletter in public if newsletter.slug in ticked] or public
         context = {
             **self.admin_site.each_context(request),
             "title": "Embed on other sites",
             "opts": self.model._meta,
-            "multi": _signup_snippets(public),
+            "choices": [(newsletter, newsletter in chosen) for newsletter in public],
+            "multi": _signup_snippets(chosen),
             "goal": _goal_snippets(),
         }
         return TemplateResponse(request, "admin/subscriptions/embeds.html", context)
