@@ -28,12 +28,14 @@ from subscriptions.models import (
     PrivacyEvent,
     Subscriber,
     Subscription,
+    SubscriptionEvent,
     SuppressedAddress,
 )
-from subscriptions.transitions import lock_subscribers
+from subscriptions.transitions import lock_subscribers, log_event
 
 logger = logging.getLogger(__name__)
 Kind = PrivacyEvent.Kind
+Status = Subscription.Status
 
 
 class PrivacyAction:
@@ -205,24 +207,64 @@ def request_by_email(*, subscriber_id: int, action: str, now: datetime | None = 
 
 
 def expire_unconfirmed(*, now: datetime | None = None) -> int:
-    """Remove pending subscriptions never confirmed after PENDING_EXPIRY_DAYS, and the
-    subscribers they leave with nothing (data kept no longer than needed). Returns the
-    subscriptions removed."""
+    """End pending periods never confirmed after PENDING_EXPIRY_DAYS (data kept no
+    longer than needed). A sign-up from nothing is removed, with the subscriber when it
+    leaves them with nothing; a reader who had left (unsubscribed, bounced) and signed
+    up again without confirming goes back to how they left, history kept, so a later
+    import still knows they left. Returns the pending periods ended."""
     now = now or timezone.now()
     cutoff = now - timedelta(days=settings.PENDING_EXPIRY_DAYS)
-    removed = 0
+    expired = Subscription.objects.filter(
+        status=Subscription.Status.PENDING, pending_since__lt=cutoff
+    )
+    ended = 0
     while True:
         with transaction.atomic():
-            batch = list(
-                Subscription.objects.filter(
-                    status=Subscription.Status.PENDING, pending_since__lt=cutoff
-                ).values_list("pk", "subscriber_id")[:1000]
-            )
-            if not batch:
-                return removed
-            Subscription.objects.filter(pk__in=[pk for pk, _ in batch]).delete()
-            _remove_empty_subscribers({subscriber_id for _, subscriber_id in batch})
-        removed += len(batch)
+            subscriber_ids = set(expired.values_list("subscriber_id", flat=True)[:1000])
+            if not subscriber_ids:
+                return ended
+            # Locked as every service locks them, then read again: a confirmation that
+            # committed in between is not undone.
+            lock_subscribers(subscriber_ids)
+            batch = list(expired.filter(subscriber_id__in=subscriber_ids))
+            before = _status_before_pending(batch)
+            removed = {s.pk for s in batch if before.get(s.pk, "") in ("", Status.PENDING)}
+            Subscription.objects.filter(pk__in=removed).delete()
+            for subscription in batch:
+                if subscription.pk not in removed:
+                    _end_pending_period(subscription, before[subscription.pk], now)
+            _remove_empty_subscribers(subscriber_ids)
+        ended += len(batch)
+
+
+def _status_before_pending(subscriptions: list[Subscription]) -> dict[int, str]:
+    """Each subscription's status before its current pending period: the latest event
+    into pending from another status ("" for a sign-up from nothing)."""
+    entries = (
+        SubscriptionEvent.objects.filter(subscription__in=subscriptions, to_status=Status.PENDING)
+        .exclude(from_status=Status.PENDING)
+        .order_by("subscription_id", "-at", "-pk")
+        .values_list("subscription_id", "from_status")
+    )
+    before: dict[int, str] = {}
+    for subscription_id, from_status in entries:
+        before.setdefault(subscription_id, from_status)
+    return before
+
+
+def _end_pending_period(subscription: Subscription, previous: str, now: datetime) -> None:
+    # Back to the earlier status with its own timestamp untouched: when they left is
+    # part of the record.
+    Subscription.objects.filter(pk=subscription.pk).update(status=previous, updated_at=now)
+    log_event(
+        subscription,
+        SubscriptionEvent.Kind.EXPIRED,
+        Status.PENDING,
+        previous,
+        "system",
+        now,
+        {"pending_since": _iso(subscription.pending_since), "days": settings.PENDING_EXPIRY_DAYS},
+    )
 
 
 def _remove_empty_subscribers(subscriber_ids: Iterable[int]) -> None:

@@ -11,8 +11,9 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from subscriptions import insight, milestones, services, tasks
+from subscriptions import deliverability, insight, milestones, services, tasks
 from subscriptions.models import (
+    DeliveryEvent,
     MembershipGoal,
     NewsletterSnapshot,
     Subscription,
@@ -62,6 +63,39 @@ def test_the_dashboard_counts_each_status_and_the_last_30_days(admin_client) -> 
     assert item.unsubscribes == 1
     assert "80.0% (4 of 5)" in page
     assert "Editors&#x27; Picks" in page
+
+
+def test_the_dashboard_counts_bounces_of_the_last_30_days(admin_client) -> None:
+    digest = NewsletterFactory(name="Daily Digest")
+    other = NewsletterFactory(name="Editors' Picks")
+    sign_up("fine@example.org", digest, confirm=True)
+    for address in ("gone@example.org", "long-gone@example.org"):
+        sign_up(address, digest, confirm=True)
+        event = deliverability.record_delivery_event(
+            esp="postmark",
+            kind=DeliveryEvent.Kind.HARD_BOUNCE,
+            event_id=address,
+            recipient=address,
+            occurred_at=None,
+            message_id=None,
+            metadata={},
+        )
+        deliverability.apply_delivery_event(event.pk)
+    SubscriptionEvent.objects.filter(
+        kind=SubscriptionEvent.Kind.BOUNCED, subscription__subscriber__email="long-gone@example.org"
+    ).update(at=timezone.now() - timedelta(days=31))
+
+    item, other_item = insight.dashboard().newsletters
+    page = admin_client.get(DASHBOARD).content.decode()
+
+    assert item.newsletter == digest and other_item.newsletter == other
+    assert (item.counts["bounced"], item.bounces, item.unsubscribes) == (2, 1, 0)
+    assert (other_item.counts["bounced"], other_item.bounces) == (0, 0)
+    digest_row = page.split("Daily Digest", 1)[1].split("</tr></tbody>", 1)[0]
+    cells = re.findall(r"<td>([^<]*)</td>", digest_row)
+    # Active, pending, unsubscribed, bounced, complained, rate, unsubscribes, bounces.
+    assert cells[:5] == ["1", "0", "0", "2", "0"]
+    assert cells[-2:] == ["0", "1"]
 
 
 def test_events_older_than_the_window_do_not_count(admin_client) -> None:

@@ -16,11 +16,13 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 from django.utils import timezone
 
-from subscriptions import outbox, services, suppression, tasks
+from subscriptions import outbox, services, suppression, tasks, validation
 from subscriptions.csv_cells import csv_safe
+from subscriptions.forms import SignupForm
 from subscriptions.imports import jobs
 from subscriptions.models import (
     ConsentRecord,
+    EmailDomainRule,
     Newsletter,
     OutboundEmail,
     Subscriber,
@@ -75,6 +77,45 @@ def report(job: SubscriberImport) -> list[tuple[str, str, str]]:
 
 def status_of(email: str, newsletter: Newsletter) -> str:
     return Subscription.objects.get(subscriber__email__iexact=email, newsletter=newsletter).status
+
+
+def test_the_import_refuses_the_domains_the_form_refuses(tmp_path, newsletter, settings) -> None:
+    settings.BLOCK_DISPOSABLE_EMAIL_DOMAINS = True
+    EmailDomainRule.objects.create(domain="spam.example", kind=EmailDomainRule.Kind.BLOCK)
+    EmailDomainRule.objects.create(domain="guerrillamail.com", kind=EmailDomainRule.Kind.ALLOW)
+    path = write_csv(
+        tmp_path / "list.csv",
+        [
+            ["a@spam.example", ""],  # 2: blocked by an editor
+            ["b@mail.spam.example", ""],  # 3: a subdomain of a blocked one
+            ["c@mailinator.com", ""],  # 4: disposable
+            ["d@guerrillamail.com", ""],  # 5: disposable, but an editor allowed it
+            ["e@example.org", ""],  # 6: fine
+        ],
+    )
+
+    job = run(path, newsletter)
+
+    refused = str(validation.REFUSED_DOMAIN_MESSAGE)
+    assert report(job) == [
+        ("2", "a@spam.example", refused),
+        ("3", "b@mail.spam.example", refused),
+        ("4", "c@mailinator.com", refused),
+    ]
+    assert (job.added, job.invalid) == (2, 3)
+    assert sorted(Subscriber.objects.values_list("email", flat=True)) == [
+        "d@guerrillamail.com",
+        "e@example.org",
+    ]
+    # The same answers as the sign-up form gives for those rows.
+    settings.SIGNUP_LOOKUP_CACHE_SECONDS = 0
+    for _line, address, reason in report(job):
+        form = SignupForm(
+            {"email": address, "newsletters": [newsletter.slug]},
+            require_form_token=False,
+            remote_ip=None,
+        )
+        assert form.errors["email"] == [reason]
 
 
 def test_a_mixed_file_gives_exactly_the_expected_statuses_and_report(tmp_path, newsletter) -> None:

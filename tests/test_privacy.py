@@ -5,6 +5,7 @@ after 30 days."""
 
 import io
 import json
+import os
 import re
 from datetime import timedelta
 
@@ -17,7 +18,7 @@ from django.db import models
 from django.urls import reverse
 from django.utils import timezone
 
-from subscriptions import privacy, services, suppression, tokens
+from subscriptions import privacy, services, suppression, tasks, tokens
 from subscriptions.exceptions import AddressErased
 from subscriptions.imports import jobs
 from subscriptions.models import (
@@ -357,3 +358,64 @@ def test_sign_ups_never_confirmed_after_30_days_are_removed(settings) -> None:
     ]
     assert Subscription.objects.get(subscriber=recent).status == "pending"
     assert not ConsentRecord.objects.filter(subscription__subscriber=old).exists()
+
+
+def test_a_reader_who_left_and_signed_up_again_unconfirmed_goes_back_to_having_left(
+    settings,
+) -> None:
+    newsletter = NewsletterFactory()
+    subscriber = sign_up("gone@example.org", [newsletter])
+    subscription = subscriber.subscriptions.get()
+    services.unsubscribe(subscription_id=subscription.pk, actor="reader", via="link")
+    subscription.refresh_from_db()
+    left_at = subscription.unsubscribed_at
+    sign_up("gone@example.org", [newsletter], confirm=False)  # never confirmed
+    Subscription.objects.filter(pk=subscription.pk).update(
+        pending_since=timezone.now() - timedelta(days=settings.PENDING_EXPIRY_DAYS + 1)
+    )
+    consent_before = ConsentRecord.objects.filter(subscription=subscription).count()
+
+    assert privacy.expire_unconfirmed() == 1
+
+    subscription.refresh_from_db()
+    assert (subscription.status, subscription.unsubscribed_at) == ("unsubscribed", left_at)
+    # The record of who they were and that they left stays: a later import skips them.
+    assert ConsentRecord.objects.filter(subscription=subscription).count() == consent_before
+    latest = subscription.events.first()
+    assert (latest.kind, latest.from_status, latest.to_status, latest.actor) == (
+        "expired",
+        "pending",
+        "unsubscribed",
+        "system",
+    )
+    assert privacy.expire_unconfirmed() == 0  # nothing left to end
+
+
+def test_the_beat_task_ends_sign_ups_after_the_configured_days(settings) -> None:
+    if "PENDING_EXPIRY_DAYS" not in os.environ:
+        assert settings.PENDING_EXPIRY_DAYS == 30  # the default
+    settings.PENDING_EXPIRY_DAYS = 7
+    newsletter = NewsletterFactory()
+    old = sign_up("eight@example.org", [newsletter], confirm=False)
+    young = sign_up("six@example.org", [newsletter], confirm=False)
+    for subscriber, days in ((old, 8), (young, 6)):
+        Subscription.objects.filter(subscriber=subscriber).update(
+            pending_since=timezone.now() - timedelta(days=days)
+        )
+
+    tasks.expire_unconfirmed_subscriptions.delay()
+
+    assert list(Subscriber.objects.values_list("email", flat=True)) == ["six@example.org"]
+
+
+def test_the_beat_schedule_runs_the_snapshots_and_the_expiry(settings) -> None:
+    from newsroom.celery import app
+
+    scheduled = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
+
+    assert {
+        "subscriptions.tasks.take_newsletter_snapshots",
+        "subscriptions.tasks.expire_unconfirmed_subscriptions",
+    } <= scheduled
+    assert scheduled <= set(app.tasks)  # every entry names a task the worker knows
+    assert settings.CELERY_BEAT_SCHEDULE["expire-unconfirmed-subscriptions"]["schedule"] <= 86_400

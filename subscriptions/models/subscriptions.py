@@ -180,6 +180,7 @@ class SubscriptionEvent(models.Model):
         BOUNCED = "bounced", "Bounced"
         COMPLAINED = "complained", "Marked as spam"
         EMAIL_SUPPRESSED = "email_suppressed", "Email not sent (address suppressed)"
+        EXPIRED = "expired", "Sign-up expired unconfirmed"
 
     subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE, related_name="events")
     kind = models.CharField(max_length=40, choices=Kind.choices)
