@@ -4,14 +4,15 @@ reader asking for either by email link. Also the removal of sign-ups never confi
 Erasure deletes the person's rows everywhere an address or an IP is kept (the
 subscriber with its subscriptions, consent records and event log, their emails in the
 outbox, the ESP's delivery events, the admin's change history of them) and scrubs
-their address from member records; what stays is the hash of the address on the
-suppression list, so the address gets no mail and a later import skips it, and a
-privacy event that holds only that hash.
+their address from member records and from the reports of past imports; what stays is
+the hash of the address on the suppression list, so the address gets no mail and a
+later import skips it, and a privacy event that holds only that hash.
 """
 
 import logging
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from functools import partial
 
 from django.conf import settings
 from django.contrib.admin.models import LogEntry
@@ -21,6 +22,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from subscriptions import suppression
+from subscriptions.imports import reports as import_reports
 from subscriptions.models import (
     DeliveryEvent,
     Member,
@@ -164,6 +166,8 @@ def erase(*, subscriber_id: int, actor: str) -> bool:
             at=timezone.now(),
         )
         subscriber.delete()
+        # Files are not rolled back with the transaction: only once it holds.
+        transaction.on_commit(partial(import_reports.scrub_address, email), robust=True)
     logger.info("erased a subscriber's personal data at the request of %s", actor)
     return True
 

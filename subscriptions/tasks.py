@@ -19,6 +19,7 @@ from subscriptions import (
     sending,
 )
 from subscriptions.imports import jobs as import_jobs
+from subscriptions.imports import reports as import_reports
 from subscriptions.retry_policy import is_permanent_failure, retry_countdown
 
 logger = logging.getLogger(__name__)
@@ -113,5 +114,5 @@ def expire_unconfirmed_subscriptions() -> int:
     """Remove sign-ups never confirmed after PENDING_EXPIRY_DAYS, and import reports
     older than IMPORT_REPORT_RETENTION_DAYS (both hold personal data kept no longer
     than needed)."""
-    import_jobs.discard_old_reports()
+    import_reports.discard_old_reports()
     return privacy.expire_unconfirmed()

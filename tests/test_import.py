@@ -11,15 +11,17 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.core import mail
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 from django.utils import timezone
+from playwright.sync_api import expect
 
-from subscriptions import outbox, services, suppression, tasks, validation
+from subscriptions import outbox, privacy, services, suppression, tasks, validation
 from subscriptions.csv_cells import csv_safe
 from subscriptions.forms import SignupForm
-from subscriptions.imports import jobs
+from subscriptions.imports import jobs, reports
 from subscriptions.models import (
     ConsentRecord,
     EmailDomainRule,
@@ -31,6 +33,7 @@ from subscriptions.models import (
     SubscriptionEvent,
     SuppressedAddress,
 )
+from tests.browser_support import screenshot_of
 from tests.factories import NewsletterFactory, SubscriberFactory, SubscriptionFactory
 
 pytestmark = pytest.mark.django_db
@@ -613,6 +616,85 @@ def test_an_editor_uploads_a_file_and_watches_the_import_finish(
     assert not Path(job.file_path).exists()  # imported, so the copy of the list is gone
 
 
+def test_the_status_the_progress_bar_polls_moves_while_the_import_runs(
+    admin_client, newsletter, settings, tmp_path
+) -> None:
+    settings.IMPORT_CHUNK_ROWS = 4
+    # Rows long enough that a chunk is more than the reader's buffer (8 KB): the bar
+    # follows the file's read position.
+    path = write_csv(
+        tmp_path / "list.csv",
+        [[f"r{i}@example.org", "", "x" * 2500] for i in range(20)],
+        header=("email", "name", "note"),
+    )
+    job = jobs.start_import(
+        newsletter=newsletter,
+        target_status="active",
+        consent_basis="b",
+        file_path=path,
+        original_name="list.csv",
+        actor="t",
+        enqueue=False,
+    )
+    status_url = reverse("admin:subscriptions_import_status", args=[job.pk])
+    seen = []
+
+    def poll(_progress: SubscriberImport) -> None:
+        status = admin_client.get(status_url).json()
+        seen.append((status["state"], status["percent"], status["rows_read"], status["added"]))
+
+    jobs.run_import(job.pk, on_chunk=poll)
+
+    assert [state for state, *_ in seen] == ["running"] * 5
+    assert [rows for _, _, rows, _ in seen] == [4, 8, 12, 16, 20]
+    assert [added for *_, added in seen] == [4, 8, 12, 16, 20]
+    percents = [percent for _, percent, *_ in seen]
+    assert percents == sorted(percents) and len(set(percents)) == 5  # it moves
+    assert 0 < percents[0] < 30 and percents[-1] < 100  # 100 only when done
+    assert admin_client.get(status_url).json()["percent"] == 100
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_the_import_page_moves_its_bar_and_shows_the_summary_at_the_end(
+    page, site, admin_client, newsletter
+) -> None:
+    job = SubscriberImport.objects.create(
+        newsletter=newsletter,
+        target_status="active",
+        file_path="/nowhere/list.csv",
+        original_name="list.csv",
+        created_by="admin:ann",
+        created_at=timezone.now(),
+        started_at=timezone.now(),
+        state=SubscriberImport.State.RUNNING,
+        phase=SubscriberImport.Phase.READING,
+        bytes_total=1000,
+        bytes_read=250,
+        rows_read=2_500,
+    )
+    session = admin_client.cookies[settings.SESSION_COOKIE_NAME].value
+    page.context.add_cookies(
+        [{"name": settings.SESSION_COOKIE_NAME, "value": session, "url": site}]
+    )
+    page.goto(site + reverse("admin:subscriptions_subscriberimport_change", args=[job.pk]))
+    bar = page.locator('#import-progress progress[data-import="percent"]')
+    assert bar.get_attribute("value") == "22"
+
+    # The worker writes its progress; the page shows it without a reload.
+    SubscriberImport.objects.filter(pk=job.pk).update(bytes_read=750, rows_read=7_500, added=7_400)
+    expect(bar).to_have_attribute("value", "67", timeout=10_000)
+    expect(page.locator('[data-import="rows_read"]')).to_have_text("7,500")
+    screenshot_of(page.locator("#import-progress"), "import-progress-running")
+
+    SubscriberImport.objects.filter(pk=job.pk).update(
+        state=SubscriberImport.State.DONE, bytes_read=1000, rows_read=10_000, added=9_900
+    )
+    expect(bar).to_have_attribute("value", "100", timeout=10_000)
+    expect(page.locator('[data-import="state"]')).to_have_text("Done")
+    expect(page.locator('[data-import="added"]')).to_have_text("9,900")
+
+
 def test_an_active_upload_without_a_consent_basis_is_refused(admin_client, newsletter) -> None:
     upload = io.BytesIO(b"email\nann@example.org\n")
     upload.name = "readers.csv"
@@ -627,16 +709,80 @@ def test_an_active_upload_without_a_consent_basis_is_refused(admin_client, newsl
     assert not SubscriberImport.objects.exists()
 
 
+def test_an_address_erased_or_bounced_while_the_import_runs_is_not_added_back(
+    tmp_path, newsletter, settings
+) -> None:
+    settings.IMPORT_CHUNK_ROWS = 2
+    other = NewsletterFactory(slug="other")
+    ann = SubscriptionFactory(
+        subscriber__email="ann@example.org", newsletter=other, status=Status.ACTIVE
+    ).subscriber
+    rows = [["r0@example.org"], ["r1@example.org"], ["r2@example.org"], ["r3@example.org"]]
+    rows += [["r4@example.org"], ["ANN@example.org"], ["bob@example.org"], ["r5@example.org"]]
+    path = write_csv(tmp_path / "list.csv", rows, header=("email",))
+    job = jobs.start_import(
+        newsletter=newsletter,
+        target_status="active",
+        consent_basis="b",
+        file_path=path,
+        original_name="list.csv",
+        actor="t",
+        enqueue=False,
+    )
+
+    def meanwhile(progress: SubscriberImport) -> None:
+        # After the first chunk; the reader has checked the next ones already.
+        if progress.rows_read == 2:
+            privacy.erase(subscriber_id=ann.pk, actor="reader")
+            suppression.suppress(
+                email="bob@example.org", reason=SuppressedAddress.Reason.HARD_BOUNCE
+            )
+
+    job = jobs.run_import(job.pk, on_chunk=meanwhile)
+
+    assert not Subscriber.objects.filter(email__iexact="ann@example.org").exists()
+    assert not Subscriber.objects.filter(email="bob@example.org").exists()
+    assert (job.added, job.suppressed) == (6, 2)
+    assert report(job) == [
+        ("7", "ANN@example.org", jobs.SUPPRESSED),
+        ("8", "bob@example.org", jobs.SUPPRESSED),
+    ]
+
+
+def test_a_failed_imports_upload_goes_with_its_report(tmp_path, newsletter, settings) -> None:
+    upload = Path(settings.IMPORT_DIR) / "upload-abc.csv"
+    upload.parent.mkdir(parents=True, exist_ok=True)
+    upload.write_text("email\nann@example.org\n")
+    operators = write_csv(tmp_path / "operators-own.csv", [["bob@example.org", ""]])
+    long_ago = timezone.now() - timedelta(days=settings.IMPORT_REPORT_RETENTION_DAYS + 1)
+    for file_path in (upload, operators):
+        SubscriberImport.objects.create(
+            newsletter=newsletter,
+            target_status="active",
+            file_path=str(file_path),
+            original_name="list.csv",
+            created_by="t",
+            created_at=long_ago,
+            finished_at=long_ago,
+            state=SubscriberImport.State.FAILED,
+        )
+
+    reports.discard_old_reports()
+
+    assert not upload.exists()
+    assert operators.exists()  # a file the command line named is the operator's
+
+
 def test_reports_older_than_the_retention_are_deleted(tmp_path, newsletter, settings) -> None:
     job = run(write_csv(tmp_path / "l.csv", [["nope", ""]]), newsletter)
     report_file = Path(job.report_path)
     assert report_file.exists()
 
-    kept = jobs.discard_old_reports()
+    kept = reports.discard_old_reports()
     SubscriberImport.objects.filter(pk=job.pk).update(
         finished_at=timezone.now() - timedelta(days=settings.IMPORT_REPORT_RETENTION_DAYS + 1)
     )
-    gone = jobs.discard_old_reports()
+    gone = reports.discard_old_reports()
 
     assert (kept, gone) == (0, 1)
     assert not report_file.exists()

@@ -8,7 +8,6 @@ ends on commit with it, so the admin's progress bar is always true and an import
 off midway resumes after its last committed chunk.
 """
 
-import csv
 import logging
 import queue
 import sys
@@ -26,8 +25,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from subscriptions import suppression
-from subscriptions.csv_cells import csv_safe
-from subscriptions.imports import writing
+from subscriptions.imports import late_suppressions, reports, writing
 from subscriptions.imports.pipeline import ChunkWriter
 from subscriptions.imports.reading import (
     LEFT_REASONS,
@@ -40,6 +38,7 @@ from subscriptions.imports.reading import (
     RowChecker,
     chunks,
 )
+from subscriptions.imports.reports import ImportReport, report_path
 from subscriptions.leases import Namespace, lease
 from subscriptions.models import Newsletter, SubscriberImport, Subscription
 from subscriptions.validation import domain_rules
@@ -153,12 +152,8 @@ def _run_opened(job: SubscriberImport, on_chunk: Callable | None) -> SubscriberI
 
 
 def _discard_upload(job: SubscriberImport) -> None:
-    """An uploaded file is a copy of a list of people: once it is imported it goes (the
-    report keeps the rows that were skipped). A file the command line named is the
-    operator's own and stays."""
-    path = Path(job.file_path)
-    if path.parent == Path(settings.IMPORT_DIR) and path.name.startswith("upload-"):
-        path.unlink(missing_ok=True)
+    """Once imported, the upload goes (the report keeps the rows that were skipped)."""
+    reports.discard_upload(Path(job.file_path))
 
 
 def _claim(import_id: int) -> SubscriberImport | None:
@@ -181,6 +176,7 @@ def _finish(job: SubscriberImport, *, state: str, error: str = "") -> Subscriber
 
 
 def _run(job: SubscriberImport, source: ImportFile, on_chunk: Callable | None) -> None:
+    seen_through = late_suppressions.latest_entry_id()
     suppressed, suppressed_hashes = suppression.in_force_keys()
     checker = RowChecker(
         columns=source.columns,
@@ -190,6 +186,7 @@ def _run(job: SubscriberImport, source: ImportFile, on_chunk: Callable | None) -
         suppressed=suppressed,
         suppressed_hashes=suppressed_hashes,
     )
+    meanwhile = late_suppressions.LateSuppressions(checker, after_id=seen_through)
     report = ImportReport(report_path(job), append=job.lines_done > 0)
     SubscriberImport.objects.filter(pk=job.pk).update(report_path=str(report.path))
     sql = writing.dialect()
@@ -206,6 +203,7 @@ def _run(job: SubscriberImport, source: ImportFile, on_chunk: Callable | None) -
             sql.start_import(cursor)
 
     def write(chunk: Chunk) -> list[Rejection]:
+        meanwhile.drop_from(chunk)
         now = timezone.now()
         context = writing.JobContext(
             import_id=import_id,
@@ -322,47 +320,3 @@ def _read_ahead(source: Iterator[Chunk], depth: int = 2) -> Iterator[Chunk]:
     finally:
         stop.set()
         reader.join(timeout=5)
-
-
-def report_path(job: SubscriberImport) -> Path:
-    return Path(settings.IMPORT_DIR) / f"import-{job.pk}-report.csv"
-
-
-class ImportReport:
-    """The rows an import skipped, with the reason for each: line, email, reason."""
-
-    def __init__(self, path: Path, *, append: bool) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        fresh = not append or not path.exists()
-        self._file = path.open("a" if not fresh else "w", newline="", encoding="utf-8")
-        self._writer = csv.writer(self._file)
-        if fresh:
-            self._writer.writerow(["line", "email", "reason"])
-
-    def write(self, rejections: list[Rejection]) -> None:
-        self._writer.writerows(
-            (r.line, csv_safe(r.email), r.reason) for r in sorted(rejections, key=_by_line)
-        )
-        self._file.flush()
-
-    def close(self) -> None:
-        self._file.close()
-
-
-def _by_line(rejection: Rejection) -> int:
-    return rejection.line
-
-
-def discard_old_reports(*, now: datetime | None = None) -> int:
-    """Delete the skipped-row reports of imports finished more than
-    IMPORT_REPORT_RETENTION_DAYS ago: they name people. Returns how many went."""
-    now = now or timezone.now()
-    cutoff = now - timedelta(days=settings.IMPORT_REPORT_RETENTION_DAYS)
-    old = SubscriberImport.objects.filter(finished_at__lt=cutoff).exclude(report_path="")
-    discarded = 0
-    for job in old:
-        Path(job.report_path).unlink(missing_ok=True)
-        discarded += 1
-    old.update(report_path="")
-    return discarded
