@@ -96,6 +96,9 @@ DATABASES = {
     "default": env.db_url("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}"),
 }
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+# The sign-up's and the send's statements as prepared statements (subscriptions/prepared.py);
+# off for a connection pooler in transaction mode that cannot carry them.
+PREPARED_STATEMENTS = env.bool("PREPARED_STATEMENTS", default=True)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # IMMEDIATE takes the write lock at BEGIN, so concurrent sign-ups queue up instead of

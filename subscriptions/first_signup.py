@@ -18,8 +18,6 @@ was inserted the caller takes the general path, which handles everything else.
 
 from datetime import datetime
 
-from django.db import connection
-
 from subscriptions.models import (
     ConsentRecord,
     OutboundEmail,
@@ -28,6 +26,7 @@ from subscriptions.models import (
     SubscriptionEvent,
     SuppressedAddress,
 )
+from subscriptions.prepared import prepared_cursor
 from subscriptions.suppression import address_hash
 from subscriptions.transitions import ConsentContext
 
@@ -112,7 +111,7 @@ def insert_new_address(
     the address is known or suppressed and nothing was written.
 
     The caller enqueues the email after commit."""
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(
             _STATEMENT,
             {

@@ -27,6 +27,7 @@ from subscriptions.models import (
     Subscription,
     SuppressedAddress,
 )
+from subscriptions.prepared import prepared_cursor
 
 Status = OutboundEmail.Status
 
@@ -131,7 +132,7 @@ ORDER BY newsletter.position, covered.id
 def _claim_under_lease(outbound_email_id: int, task_id: str) -> tuple[bool, Claimed | None]:
     """(whether the lease was taken, the claim or None)."""
     now = timezone.now()
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(
             _CLAIM,
             {

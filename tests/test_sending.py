@@ -171,3 +171,28 @@ def test_an_address_beyond_ascii_is_checked_by_is_suppressed_itself(settings, ki
     with sending.claimed_for_sending(outbound.pk, task_id="t") as claimed:
         # An erasure blocks everything but a confirmation the person asked for.
         assert claimed.suppressed == (kind == OutboundEmail.Kind.WELCOME)
+
+
+def claim_runs() -> dict[str, int]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT name, generic_plans + custom_plans FROM pg_prepared_statements"
+            " WHERE statement LIKE %s",
+            ["%pg_try_advisory_lock%"],
+        )
+        return dict(cursor.fetchall())
+
+
+def test_the_claim_is_a_prepared_statement_the_worker_reuses(settings) -> None:
+    settings.PREPARED_STATEMENTS = True
+    emails = [queued_confirmation(f"reader{n}@example.org") for n in range(3)]
+    before = claim_runs()
+
+    for outbound in emails:
+        with sending.claimed_for_sending(outbound.pk, task_id="task-1") as claimed:
+            assert claimed.outbound.pk == outbound.pk
+
+    after = claim_runs()
+    assert [
+        after[name] - before.get(name, 0) for name in after if after[name] != before.get(name)
+    ] == [3]
