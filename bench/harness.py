@@ -217,6 +217,8 @@ class LoadResult:
     p99_ms: float
     requests: int
     errors: int
+    # Of the errors, requests wrk gave up on after its 2 s timeout.
+    timeouts: int = 0
 
 
 _UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
@@ -245,7 +247,13 @@ def wrk(
         p99_ms=_latency(output, "99%"),
         requests=int(_find(r"(\d+) requests in", output)),
         errors=_errors(output),
+        timeouts=int(_search(r"Socket errors: .*timeout (\d+)", output) or 0),
     )
+
+
+def _search(pattern: str, text: str) -> str | None:
+    match = re.search(pattern, text)
+    return match.group(1) if match else None
 
 
 def _find(pattern: str, text: str) -> str:
@@ -285,6 +293,7 @@ def mean(name: str, first: LoadResult, second: LoadResult) -> LoadResult:
         p99_ms=(first.p99_ms + second.p99_ms) / 2,
         requests=first.requests + second.requests,
         errors=first.errors + second.errors,
+        timeouts=first.timeouts + second.timeouts,
     )
 
 

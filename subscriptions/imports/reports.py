@@ -3,6 +3,7 @@ editor to download, and kept no longer than needed: deleted after
 IMPORT_REPORT_RETENTION_DAYS, and a person's lines scrubbed when they are erased."""
 
 import csv
+import io
 import logging
 import os
 import tempfile
@@ -94,8 +95,13 @@ def scrub_address(address: str) -> int:
 def _scrub_file(path: Path, address: str) -> int:
     if not path.exists():
         return 0
-    with path.open(newline="", encoding="utf-8") as source:
-        rows = list(csv.reader(source))
+    text = path.read_text(encoding="utf-8")
+    local_part = address.rpartition("@")[0]
+    # Most reports never name the person: a plain search rules them out before any row
+    # is parsed (an ASCII local part is only lower-cased by the normaliser).
+    if local_part.isascii() and local_part not in text.lower():
+        return 0
+    rows = list(csv.reader(io.StringIO(text, newline="")))
     kept = [row for row in rows if not _names(row, address)]
     if len(kept) == len(rows):
         return 0
