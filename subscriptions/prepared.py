@@ -17,15 +17,17 @@ from typing import Any
 from django.conf import settings
 from django.db import connection
 from django.db.backends.postgresql.base import ServerBindingCursor
-from django.db.backends.utils import CursorWrapper
-
+from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
 
 _ONLY_WHEN_ASKED = 2**31 - 1
 
 
 class _PreparingCursor(ServerBindingCursor):
-    def execute(self, query: Any, params: Any = None, *, prepare: bool | None = None, **kw: Any):  # noqa: ANN201
-        return super().execute(query, params, prepare=True, **kw)
+    """Server-side parameters (Django's default cursor binds on the client, which
+    PostgreSQL cannot prepare), and every statement prepared."""
+
+    def execute(self, query: Any, params: Any = None, **options: Any) -> Any:
+        return super().execute(query, params, **{**options, "prepare": True})
 
 
 def prepared_cursor() -> CursorWrapper:
@@ -44,5 +46,14 @@ def prepared_cursor() -> CursorWrapper:
     with connection.wrap_database_errors:
         raw = _PreparingCursor(psycopg_connection)
     if connection.queries_logged:
-        return connection.make_debug_cursor(raw)
+        return _LoggedCursor(raw, connection)
     return connection.make_cursor(raw)
+
+
+class _LoggedCursor(CursorDebugWrapper):
+    """Django's query log asks the client-side cursor for the query it sent, which a
+    prepared one does not keep: log the statement as written instead."""
+
+    def execute(self, sql: str, params: Any = None) -> Any:
+        with self.debug_sql(sql, params, use_last_executed_query=False):
+            return CursorWrapper.execute(self, sql, params)
