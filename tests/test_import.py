@@ -35,6 +35,7 @@ from subscriptions.models import (
 )
 from tests.browser_support import screenshot_of
 from tests.factories import NewsletterFactory, SubscriberFactory, SubscriptionFactory
+from tests.imports_support import import_file
 
 pytestmark = pytest.mark.django_db
 Status = Subscription.Status
@@ -59,16 +60,7 @@ def write_csv(path: Path, rows: list[list[str]], header: tuple = ("email", "name
 
 
 def run(path: Path, newsletter: Newsletter, status: str = "active", basis: str = "old list"):
-    job = jobs.start_import(
-        newsletter=newsletter,
-        target_status=status,
-        consent_basis=basis,
-        file_path=path,
-        original_name=path.name,
-        actor="admin:ann",
-        enqueue=False,
-    )
-    return jobs.run_import(job.pk)
+    return import_file(path, newsletter, status=status, basis=basis)
 
 
 def report(job: SubscriberImport) -> list[tuple[str, str, str]]:
@@ -627,23 +619,15 @@ def test_the_status_the_progress_bar_polls_moves_while_the_import_runs(
         [[f"r{i}@example.org", "", "x" * 2500] for i in range(20)],
         header=("email", "name", "note"),
     )
-    job = jobs.start_import(
-        newsletter=newsletter,
-        target_status="active",
-        consent_basis="b",
-        file_path=path,
-        original_name="list.csv",
-        actor="t",
-        enqueue=False,
-    )
-    status_url = reverse("admin:subscriptions_import_status", args=[job.pk])
     seen = []
 
-    def poll(_progress: SubscriberImport) -> None:
-        status = admin_client.get(status_url).json()
+    def poll(progress: SubscriberImport) -> None:
+        url = reverse("admin:subscriptions_import_status", args=[progress.pk])
+        status = admin_client.get(url).json()
         seen.append((status["state"], status["percent"], status["rows_read"], status["added"]))
 
-    jobs.run_import(job.pk, on_chunk=poll)
+    job = import_file(path, newsletter, on_chunk=poll)
+    status_url = reverse("admin:subscriptions_import_status", args=[job.pk])
 
     assert [state for state, *_ in seen] == ["running"] * 5
     assert [rows for _, _, rows, _ in seen] == [4, 8, 12, 16, 20]
@@ -720,15 +704,6 @@ def test_an_address_erased_or_bounced_while_the_import_runs_is_not_added_back(
     rows = [["r0@example.org"], ["r1@example.org"], ["r2@example.org"], ["r3@example.org"]]
     rows += [["r4@example.org"], ["ANN@example.org"], ["bob@example.org"], ["r5@example.org"]]
     path = write_csv(tmp_path / "list.csv", rows, header=("email",))
-    job = jobs.start_import(
-        newsletter=newsletter,
-        target_status="active",
-        consent_basis="b",
-        file_path=path,
-        original_name="list.csv",
-        actor="t",
-        enqueue=False,
-    )
 
     def meanwhile(progress: SubscriberImport) -> None:
         # After the first chunk; the reader has checked the next ones already.
@@ -738,7 +713,7 @@ def test_an_address_erased_or_bounced_while_the_import_runs_is_not_added_back(
                 email="bob@example.org", reason=SuppressedAddress.Reason.HARD_BOUNCE
             )
 
-    job = jobs.run_import(job.pk, on_chunk=meanwhile)
+    job = import_file(path, newsletter, on_chunk=meanwhile)
 
     assert not Subscriber.objects.filter(email__iexact="ann@example.org").exists()
     assert not Subscriber.objects.filter(email="bob@example.org").exists()

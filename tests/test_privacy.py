@@ -21,7 +21,6 @@ from django.utils import timezone
 
 from subscriptions import privacy, services, suppression, tasks, tokens
 from subscriptions.exceptions import AddressErased
-from subscriptions.imports import jobs
 from subscriptions.models import (
     ConsentRecord,
     DeliveryEvent,
@@ -34,6 +33,7 @@ from subscriptions.models import (
 )
 from subscriptions.tokens import confirmation_token, preferences_token, privacy_token
 from tests.factories import NewsletterFactory
+from tests.imports_support import import_file
 
 pytestmark = pytest.mark.django_db
 ANN, ANN_IP = "Ann.Reader@example.org", "203.0.113.77"
@@ -143,16 +143,7 @@ def test_an_erased_address_is_not_re_added_by_an_import_or_an_editor(
     path = tmp_path / "list.csv"
     path.write_text(f"email\n{ANN.upper()}\n")
 
-    job = jobs.start_import(
-        newsletter=newsletter,
-        target_status="active",
-        consent_basis="old",
-        file_path=path,
-        original_name="list.csv",
-        actor="t",
-        enqueue=False,
-    )
-    job = jobs.run_import(job.pk)
+    job = import_file(path, newsletter, basis="old")
 
     assert (job.added, job.suppressed) == (0, 1)
     with pytest.raises(AddressErased):
@@ -173,16 +164,7 @@ def test_erasure_scrubs_the_person_from_past_import_reports(
     newsletter = NewsletterFactory()
     path = tmp_path / "list.csv"
     path.write_text(f"email\n{ANN}\n{ANN.upper()}\nnot an address\n ann.reader@EXAMPLE.org \n")
-    job = jobs.start_import(
-        newsletter=newsletter,
-        target_status="active",
-        consent_basis="old",
-        file_path=path,
-        original_name="list.csv",
-        actor="t",
-        enqueue=False,
-    )
-    job = jobs.run_import(job.pk)
+    job = import_file(path, newsletter, basis="old")
     report_file = Path(job.report_path)
     before = report_file.read_text()
     assert before.lower().count(ANN.lower()) == 2  # the two repeats
