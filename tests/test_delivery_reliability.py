@@ -69,6 +69,15 @@ def wait_for(condition: Callable[[], object], timeout: float = 10.0, what: str =
         time.sleep(0.05)
 
 
+@contextmanager
+def worker_log_on_failure(worker: "WorkerProcess") -> Iterator[None]:
+    """A failure in the block says what the worker process logged."""
+    try:
+        yield
+    except (AssertionError, TimeoutError, ValueError) as failure:
+        raise AssertionError(f"{failure}\n--- worker log ---\n{worker.log()}") from failure
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -423,7 +432,7 @@ def test_a_worker_killed_mid_send_leads_to_one_redelivery_and_one_email(worker_p
     worker = worker_process(stub.api_url)
 
     task = tasks.send_outbound_email.delay(outbound.pk)
-    try:
+    with worker_log_on_failure(worker):
         wait_for(lambda: stub.exchanges, timeout=30, what="the worker to reach Postmark")
         (child,) = worker.pool_children()
         claimed = row(outbound)
@@ -438,8 +447,6 @@ def test_a_worker_killed_mid_send_leads_to_one_redelivery_and_one_email(worker_p
             timeout=20,
             what="the redelivered task to send the row",
         )
-    except (AssertionError, TimeoutError, ValueError) as failure:
-        raise AssertionError(f"{failure}\n--- worker log ---\n{worker.log()}") from failure
 
     time.sleep(0.5)  # a stray third delivery would have reached the stub by now
     sent = row(outbound)
@@ -465,28 +472,24 @@ def test_a_threads_worker_killed_mid_send_leaves_the_row_to_the_sweeper_and_one_
     first = worker_process(stub.api_url, pool="threads")
 
     tasks.send_outbound_email.delay(outbound.pk)
-    try:
+    with worker_log_on_failure(first):
         wait_for(lambda: stub.exchanges, timeout=30, what="the worker to reach Postmark")
         claimed = row(outbound)
         assert (claimed.status, claimed.attempts) == (OutboundEmail.Status.SENDING, 1)
         os.killpg(first.process.pid, signal.SIGKILL)
         first.process.wait(timeout=10)
-    except (AssertionError, TimeoutError, ValueError) as failure:
-        raise AssertionError(f"{failure}\n--- worker log ---\n{first.log()}") from failure
     # As if OUTBOX_STALE_AFTER_SECONDS passed: the claim is abandoned.
     stale = timedelta(seconds=settings.OUTBOX_STALE_AFTER_SECONDS + 1)
     OutboundEmail.objects.filter(pk=outbound.pk).update(claimed_at=claimed.claimed_at - stale)
     second = worker_process(stub.api_url, pool="threads", purge=False)
 
     assert outbox.requeue_stale() == 1
-    try:
+    with worker_log_on_failure(second):
         wait_for(
             lambda: row(outbound).status == OutboundEmail.Status.SENT,
             timeout=30,
             what="the swept row to be sent",
         )
-    except (AssertionError, TimeoutError, ValueError) as failure:
-        raise AssertionError(f"{failure}\n--- worker log ---\n{second.log()}") from failure
 
     time.sleep(0.5)  # a stray further delivery would have reached the stub by now
     assert [exchange.status for exchange in stub.exchanges] == [None, 200]

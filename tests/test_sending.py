@@ -14,6 +14,7 @@ from subscriptions import leases, outbox, sending, services, suppression
 from subscriptions.leases import Namespace
 from subscriptions.models import OutboundEmail, Subscription, SuppressedAddress
 from tests.factories import NewsletterFactory
+from tests.prepared_statements import prepared_runs, runs_since
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 Status = OutboundEmail.Status
@@ -173,26 +174,13 @@ def test_an_address_beyond_ascii_is_checked_by_is_suppressed_itself(settings, ki
         assert claimed.suppressed == (kind == OutboundEmail.Kind.WELCOME)
 
 
-def claim_runs() -> dict[str, int]:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT name, generic_plans + custom_plans FROM pg_prepared_statements"
-            " WHERE statement LIKE %s",
-            ["%pg_try_advisory_lock%"],
-        )
-        return dict(cursor.fetchall())
-
-
 def test_the_claim_is_a_prepared_statement_the_worker_reuses(settings) -> None:
     settings.PREPARED_STATEMENTS = True
     emails = [queued_confirmation(f"reader{n}@example.org") for n in range(3)]
-    before = claim_runs()
+    before = prepared_runs("pg_try_advisory_lock")
 
     for outbound in emails:
         with sending.claimed_for_sending(outbound.pk, task_id="task-1") as claimed:
             assert claimed.outbound.pk == outbound.pk
 
-    after = claim_runs()
-    assert [
-        after[name] - before.get(name, 0) for name in after if after[name] != before.get(name)
-    ] == [3]
+    assert runs_since(before, prepared_runs("pg_try_advisory_lock")) == [3]

@@ -7,7 +7,6 @@ takes the general path."""
 from datetime import timedelta
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from subscriptions import first_signup, services, suppression
@@ -20,6 +19,7 @@ from subscriptions.models import (
     SuppressedAddress,
 )
 from tests.factories import NewsletterFactory, SubscriberFactory
+from tests.prepared_statements import prepared_runs, runs_since
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 
@@ -169,41 +169,31 @@ def test_a_new_address_signs_up_in_one_query(django_assert_num_queries) -> None:
     assert sorted(result.pending_ids) == sorted(Subscription.objects.values_list("pk", flat=True))
 
 
-def prepared_runs(table: str) -> dict[str, int]:
-    """This connection's prepared statements that insert into the table, with how often
-    each ran (PostgreSQL counts each execution as a generic or a custom plan)."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT name, generic_plans + custom_plans FROM pg_prepared_statements"
-            " WHERE statement LIKE %s",
-            [f"%INSERT INTO {table} %"],
-        )
-        return dict(cursor.fetchall())
+INSERTS_A_SUBSCRIBER = f"INSERT INTO {Subscriber._meta.db_table} "
 
 
 def test_the_statement_is_prepared_once_per_connection_and_reused(settings) -> None:
     settings.PREPARED_STATEMENTS = True
     newsletter = NewsletterFactory()
-    before = prepared_runs(Subscriber._meta.db_table)
+    before = prepared_runs(INSERTS_A_SUBSCRIBER)
 
     for n in range(7):
         sign_up(f"reader{n}@example.org", [newsletter], CONSENTS["everything"])
 
-    after = prepared_runs(Subscriber._meta.db_table)
-    grown = [after[name] - before.get(name, 0) for name in after if after[name] != before.get(name)]
-    assert grown == [7]  # one prepared statement ran all seven
+    # One prepared statement ran all seven.
+    assert runs_since(before, prepared_runs(INSERTS_A_SUBSCRIBER)) == [7]
     assert Subscriber.objects.count() == 7
 
 
 def test_preparing_can_be_turned_off_for_a_connection_pooler(settings) -> None:
     settings.PREPARED_STATEMENTS = False
     newsletter = NewsletterFactory()
-    before = prepared_runs(Subscriber._meta.db_table)
+    before = prepared_runs(INSERTS_A_SUBSCRIBER)
 
     for n in range(7):
         sign_up(f"pooled{n}@example.org", [newsletter], CONSENTS["plain"])
 
-    assert prepared_runs(Subscriber._meta.db_table) == before
+    assert prepared_runs(INSERTS_A_SUBSCRIBER) == before
     assert Subscriber.objects.count() == 7
 
 
