@@ -7,7 +7,6 @@ reading the counter costs zero SQL queries.
     .venv/bin/python -m bench.goal_reads [--seconds 10]
 """
 
-import argparse
 import json
 import sys
 import urllib.request
@@ -18,12 +17,7 @@ MEMBERS = 12_345
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=int, default=10, help="length of each load run")
-    parser.add_argument("--connections", type=int, default=64)
-    options = parser.parse_args()
-
-    harness.require("wrk")
+    options = harness.load_options(__doc__, seconds=10)
     print(f"Preparing: a fresh database, an active goal and {MEMBERS:,} active members ...")
     harness.fresh_database()
     queries = harness.django(

@@ -5,6 +5,7 @@ a separate process, and a table of results with ratios to a baseline.
 Traffic goes to 127.0.0.1 only; every run is bounded by wrk's duration.
 """
 
+import argparse
 import os
 import re
 import runpy
@@ -207,6 +208,17 @@ def _wait_for(url: str, process: subprocess.Popen, timeout: float = 30) -> None:
         except OSError:
             time.sleep(0.2)
     sys.exit(f"{url} did not answer within {timeout}s")
+
+
+def load_options(doc: str, *, seconds: int) -> argparse.Namespace:
+    """A wrk benchmark's command line (how long each load run lasts, how many
+    connections), after checking that wrk is here."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--seconds", type=int, default=seconds, help="length of each load run")
+    parser.add_argument("--connections", type=int, default=64)
+    options = parser.parse_args()
+    require("wrk")
+    return options
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,6 @@ backend, so the activation email it sends inside the request is really built and
     .venv/bin/python -m bench.peer [--seconds 20] [--connections 64]
 """
 
-import argparse
 import os
 import re
 import secrets
@@ -195,11 +194,7 @@ print(pending.filter(email_field__startswith="peer-").count(), Subscription.obje
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=int, default=20, help="length of each load run")
-    parser.add_argument("--connections", type=int, default=64)
-    options = parser.parse_args()
-    harness.require("wrk")
+    options = harness.load_options(__doc__, seconds=20)
 
     python = peer_virtualenv()
     print("Preparing: a fresh database with the demo newsletters ...")

@@ -9,7 +9,6 @@ var/bench-asgi/ and puts that on the ASGI run's path only.
     .venv/bin/python -m bench.servers [--seconds 8]
 """
 
-import argparse
 import subprocess
 import sys
 import tempfile
@@ -51,11 +50,7 @@ SERVERS = [
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=int, default=8, help="length of each load run")
-    parser.add_argument("--connections", type=int, default=64)
-    options = parser.parse_args()
-    harness.require("wrk")
+    options = harness.load_options(__doc__, seconds=8)
     install_asgi_server()
 
     print("Preparing: a fresh database with the demo newsletters ...")

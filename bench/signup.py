@@ -9,7 +9,6 @@ queued confirmation email.
     .venv/bin/python -m bench.signup [--seconds 20] [--connections 64]
 """
 
-import argparse
 import re
 import sys
 import tempfile
@@ -44,11 +43,7 @@ end
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=int, default=20, help="length of each load run")
-    parser.add_argument("--connections", type=int, default=64)
-    options = parser.parse_args()
-    harness.require("wrk")
+    options = harness.load_options(__doc__, seconds=20)
 
     print("Preparing: a fresh database with the demo newsletters ...")
     prepare_database()
