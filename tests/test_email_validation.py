@@ -18,7 +18,7 @@ from subscriptions.models import (
     Subscription,
     SubscriptionEvent,
 )
-from subscriptions.validation import normalize_email
+from subscriptions.validation import email_normalizer, normalize_email
 from tests.factories import NewsletterFactory, human_form_token
 
 MESSAGE = "Please, enter correct email address"
@@ -287,6 +287,19 @@ def test_with_deliverability_checks_on_the_domain_is_looked_up(settings, dns_loo
 
     assert normalize_email("ann@Mail.Example.ORG") == "ann@mail.example.org"
     assert looked_up == ["mail.example.org"]
+
+
+@pytest.mark.parametrize("check_deliverability", [True, False])
+def test_the_imports_normalizer_follows_the_deliverability_setting_it_was_made_with(
+    settings, dns_lookups, check_deliverability: bool
+) -> None:
+    settings.EMAIL_CHECK_DELIVERABILITY = check_deliverability
+    looked_up, _ = dns_lookups
+
+    normalize = email_normalizer()
+
+    assert normalize("reader1@Example.ORG") == "reader1@example.org"
+    assert looked_up == (["example.org"] if check_deliverability else [])
 
 
 def test_with_deliverability_checks_on_an_undeliverable_domain_gets_the_one_message(

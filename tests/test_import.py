@@ -4,9 +4,11 @@ never re-added, each skipped row in the report with its reason, and a file that 
 be read failing cleanly."""
 
 import csv
+import gc
 import gzip
 import io
 import secrets
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -22,6 +24,7 @@ from subscriptions import outbox, privacy, services, suppression, tasks, validat
 from subscriptions.csv_cells import csv_safe
 from subscriptions.forms import SignupForm
 from subscriptions.imports import jobs, reports
+from subscriptions.imports.reading import REPEAT, ImportFile, Rejection, RowChecker, chunks
 from subscriptions.models import (
     ConsentRecord,
     EmailDomainRule,
@@ -412,6 +415,86 @@ def test_a_known_address_the_import_changed_is_a_repeat_chunks_later_too(
 
     assert (job.added, job.upgraded, job.already_subscribed, job.duplicates) == (2, 1, 2, 1)
     assert report(job) == [("6", "Pending@example.org", "a repeat of an earlier row")]
+
+
+def test_the_reader_rejects_a_repeat_of_the_chunk_before_and_forgets_older_chunks(
+    tmp_path,
+) -> None:
+    path = write_csv(
+        tmp_path / "list.csv",
+        [
+            ["ann@example.org", ""],  # 2
+            ["bob@example.org", ""],  # 3
+            ["ANN@example.org", ""],  # 4: a repeat of the chunk before
+            ["cat@example.org", ""],  # 5
+            ["bob@example.org", ""],  # 6: two chunks on, left to the database
+        ],
+    )
+    source = ImportFile(path)
+    checker = RowChecker(
+        columns=source.columns,
+        target_status=Status.ACTIVE,
+        consent_basis="old list",
+        rules={},
+        suppressed=set(),
+        suppressed_hashes=set(),
+    )
+
+    read = list(chunks(source, checker, size=2))
+    source.close()
+
+    assert [[row.line for row in chunk.rows] for chunk in read] == [[2, 3], [5], [6]]
+    assert [chunk.rejections for chunk in read] == [
+        [],
+        [Rejection(4, "ANN@example.org", REPEAT)],
+        [],
+    ]
+
+
+def test_a_repeat_of_the_chunk_before_is_reported_as_a_repeat_like_one_in_its_own_chunk(
+    tmp_path, newsletter, settings
+) -> None:
+    settings.IMPORT_CHUNK_ROWS = 2
+    SubscriptionFactory(
+        subscriber__email="active@example.org", newsletter=newsletter, status=Status.ACTIVE
+    )
+    path = write_csv(
+        tmp_path / "list.csv",
+        [
+            ["ann@example.org", ""],  # 2: added
+            ["active@example.org", ""],  # 3: already subscribed
+            ["Ann@Example.org", ""],  # 4: a repeat of line 2
+            ["active@EXAMPLE.org", ""],  # 5: a repeat of line 3
+        ],
+    )
+
+    job = run(path, newsletter)
+
+    assert (job.added, job.already_subscribed, job.duplicates) == (1, 1, 2)
+    assert report(job) == [
+        ("4", "Ann@example.org", "a repeat of an earlier row"),
+        ("5", "active@example.org", "a repeat of an earlier row"),
+    ]
+
+
+def test_an_import_sets_the_interpreter_up_for_bulk_work_and_restores_it_after(
+    tmp_path, newsletter
+) -> None:
+    path = write_csv(tmp_path / "list.csv", [["ann@example.org", ""]])
+
+    def interpreter() -> tuple:
+        return gc.get_threshold(), sys.getswitchinterval(), gc.get_freeze_count() > 0
+
+    before = interpreter()
+    during = []
+
+    job = import_file(path, newsletter, on_chunk=lambda progress: during.append(interpreter()))
+
+    assert job.added == 1
+    assert len(during) == 1
+    threshold, interval, frozen = during[0]
+    assert threshold[0] > before[0][0] and interval < before[1] and frozen
+    assert interpreter() == before
 
 
 def test_an_import_cut_off_midway_resumes_after_its_last_chunk(

@@ -98,9 +98,3 @@ def test_everyday_addresses_take_the_shortcut_to_the_same_stored_form(
 )
 def test_unusual_addresses_go_to_email_validator(candidate: str) -> None:
     assert validation._everyday_address(candidate) is None
-
-
-def test_with_deliverability_checks_on_every_address_goes_to_email_validator(settings) -> None:
-    settings.EMAIL_CHECK_DELIVERABILITY = True
-
-    assert validation._everyday_address("reader1@example.org") is None

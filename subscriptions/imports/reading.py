@@ -25,7 +25,7 @@ from django.utils import timezone
 from subscriptions.csv_cells import csv_unguarded
 from subscriptions.models import Subscription
 from subscriptions.suppression import address_hash
-from subscriptions.validation import check_domain_policy, normalize_email
+from subscriptions.validation import check_domain_policy, email_normalizer
 
 Status = Subscription.Status
 
@@ -191,6 +191,7 @@ class RowChecker:
         # Lower-cased addresses, and the hashes erased ones left: read once per import.
         self.suppressed = suppressed
         self.suppressed_hashes = suppressed_hashes
+        self._normalize_email = email_normalizer()
         # The domain policy's verdict per domain (a list holds a few thousand domains):
         # None when allowed, else the refusal's message.
         self._domain_verdicts: dict[str, str | None] = {}
@@ -218,7 +219,7 @@ class RowChecker:
         if "\ufffd" in whole:
             return Rejection(line, given, "the row is not valid UTF-8")
         try:
-            email = normalize_email(given)
+            email = self._normalize_email(given)
         except ValidationError as exc:
             return Rejection(line, given, exc.messages[0])
         refusal = self._domain_verdict(email)
@@ -306,21 +307,27 @@ def _batches(source: ImportFile, *, size: int, skip_through: int) -> Iterator[_B
 def chunks(
     source: ImportFile, checker: RowChecker, *, size: int, skip_through: int = 0
 ) -> Iterator[Chunk]:
-    """Checked rows in chunks of `size`, in file order, each address once per chunk
-    (later repeats are rejected), skipping lines up to `skip_through` (a resumed
-    import)."""
+    """Checked rows in chunks of `size`, in file order, each address once in a chunk
+    and its predecessor (later repeats are rejected), skipping lines up to
+    `skip_through` (a resumed import)."""
     batches = _batches(source, size=size, skip_through=skip_through)
     checked = ((batch, [checker.check(*record) for record in batch.records]) for batch in batches)
+    # The previous chunk's addresses too: while it commits, the next chunk is written
+    # (pipeline.py), and the database holds back an insert of an address the other
+    # transaction inserted until that one commits, so one repeat would stall the
+    # whole chunk. Repeats from further back the database tells apart (writing.py).
+    previous: dict[str, ImportRow] = {}
     for batch, results in checked:
         rows: dict[str, ImportRow] = {}
         rejections: list[Rejection] = []
         for result in results:
             if isinstance(result, Rejection):
                 rejections.append(result)
-            elif result.email_ci in rows:
+            elif result.email_ci in rows or result.email_ci in previous:
                 rejections.append(Rejection(result.line, result.email, REPEAT))
             else:
                 rows[result.email_ci] = result
+        previous = rows
         yield Chunk(
             list(rows.values()), rejections, batch.bytes_read, len(batch.records), batch.last_line
         )

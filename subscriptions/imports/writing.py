@@ -40,8 +40,21 @@ OUTBOX = OutboundEmail._meta.db_table
 OUTBOX_SUBSCRIPTIONS = OutboundEmail.subscriptions.through._meta.db_table
 
 STAGE = "import_stage"
-# What the reader gives, in `ImportRow`'s order, plus when a confirmation may go out.
-_DATA_COLUMNS = (*ImportRow._fields, "due_at")
+# What the reader gives (`ImportRow`'s fields) and when a confirmation may go out (a
+# pending import's rows only), with the types COPY is told, so that it need not look
+# up each value's.
+_DATA_COLUMNS = {
+    "line": "int4",
+    "email": "text",
+    "email_ci": "text",
+    "name": "text",
+    "attributes": "text",
+    "target_status": "text",
+    "consent_basis": "text",
+    "signed_up_at": "timestamptz",
+    "signup_ip": "text",
+    "due_at": "timestamptz",
+}
 ENDED = (Status.UNSUBSCRIBED, Status.BOUNCED, Status.COMPLAINED)
 
 
@@ -94,13 +107,13 @@ class Dialect:
     def start_chunk(self, cursor) -> None:
         """Called first in each chunk's transaction."""
 
-    def load(self, cursor, rows: Sequence[tuple]) -> None:
+    def load(self, cursor, rows: Sequence[tuple], columns: Sequence[str]) -> None:
         """Stage the chunk's rows, each with an id reserved for the subscriber and the
         subscription it may create."""
         cursor.execute(f"DELETE FROM {STAGE}")
-        placeholders = ", ".join(["%s"] * len(_DATA_COLUMNS))
+        placeholders = ", ".join(["%s"] * len(columns))
         cursor.executemany(
-            f"INSERT INTO {STAGE} ({', '.join(_DATA_COLUMNS)}) VALUES ({placeholders})", rows
+            f"INSERT INTO {STAGE} ({', '.join(columns)}) VALUES ({placeholders})", rows
         )
         self._reserve_ids(cursor, "subscriber_id", SUBSCRIBER, "true")
         self._reserve_ids(cursor, "new_id", SUBSCRIPTION, "true")
@@ -151,9 +164,10 @@ class PostgresDialect(Dialect):
         # import with it, resumably) rather than hang.
         cursor.execute("SET LOCAL lock_timeout = '120s'")
 
-    def load(self, cursor, rows: Sequence[tuple]) -> None:
+    def load(self, cursor, rows: Sequence[tuple], columns: Sequence[str]) -> None:
         cursor.execute(f"TRUNCATE {STAGE}")
-        with cursor.copy(f"COPY {STAGE} ({', '.join(_DATA_COLUMNS)}) FROM STDIN") as copy:
+        with cursor.copy(f"COPY {STAGE} ({', '.join(columns)}) FROM STDIN") as copy:
+            copy.set_types([_DATA_COLUMNS[column] for column in columns])
             for row in rows:
                 copy.write_row(row)
 
@@ -189,7 +203,7 @@ def write_chunk(
     rejected: list[Rejection] = []
     sql.start_chunk(cursor)
 
-    sql.load(cursor, _staged(rows, job, first_due=first_due, gap=gap))
+    sql.load(cursor, *_staged(rows, job, first_due=first_due, gap=gap))
     existed = _add_subscribers(cursor, sql, len(rows), job)
     if existed:
         _sort_existing(cursor, job, outcome, rejected)
@@ -232,12 +246,16 @@ def write_chunk(
 
 def _staged(
     rows: Sequence[ImportRow], job: JobContext, *, first_due: datetime, gap: float
-) -> Sequence[tuple]:
-    """Rows as the staging table takes them: with the time each one's confirmation may
-    go out, when there is one (a big pending import sends at the configured pace)."""
+) -> tuple[Sequence[tuple], Sequence[str]]:
+    """Rows as the staging table takes them, and its columns they fill: for a pending
+    import with the time each row's confirmation may go out (a big one sends at the
+    configured pace); an active import's rows go as the reader made them."""
     if job.target_status != Status.PENDING:
-        return [(*row, None) for row in rows]
-    return [(*row, first_due + timedelta(seconds=gap * index)) for index, row in enumerate(rows)]
+        return rows, ImportRow._fields
+    return [(*row, first_due + timedelta(seconds=gap * index)) for index, row in enumerate(rows)], (
+        *ImportRow._fields,
+        "due_at",
+    )
 
 
 def _add_subscribers(cursor, sql: Dialect, count: int, job: JobContext) -> bool:
