@@ -8,14 +8,11 @@ ends on commit with it, so the admin's progress bar is always true and an import
 off midway resumes after its last committed chunk.
 """
 
-import gc
 import logging
 import queue
-import sys
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -27,7 +24,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from subscriptions import suppression
-from subscriptions.imports import late_suppressions, reports, writing
+from subscriptions.imports import interpreter, late_suppressions, reports, writing
 from subscriptions.imports.pipeline import ChunkWriter
 from subscriptions.imports.reading import (
     LEFT_REASONS,
@@ -123,38 +120,8 @@ def run_import(
 
 
 def _run_claimed(job: SubscriberImport, on_chunk: Callable | None) -> SubscriberImport:
-    with _interpreter_set_for_bulk_work():
+    with interpreter.set_for_bulk_work():
         return _run_opened(job, on_chunk)
-
-
-@contextmanager
-def _interpreter_set_for_bulk_work() -> Iterator[None]:
-    """Two interpreter settings for the length of an import, restored after it.
-
-    - The reading thread and the writing ones take turns holding the GIL; at Python's
-      default 5 ms a turn, a writer waits that long after each of the dozen statements
-      a chunk sends. Shorter turns make a million-row import a fifth faster.
-    - The cyclic garbage collector runs every 700 new containers, and every so often
-      walks all of them, Django's own hundreds of thousands included, while an import
-      makes a few million rows and fields that hold no cycles. Setting the objects that
-      exist at the start aside (freeze) and collecting every 50,000 new containers
-      instead takes a quarter off the import's Python time (bench/import_export.py).
-    """
-    previous_interval = sys.getswitchinterval()
-    previous_threshold = gc.get_threshold()
-    # A process that froze its objects itself (a pre-forking server, to share their
-    # memory with its children) keeps them frozen.
-    frozen_before = gc.get_freeze_count() > 0
-    sys.setswitchinterval(0.0005)
-    gc.freeze()
-    gc.set_threshold(50_000, *previous_threshold[1:])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*previous_threshold)
-        if not frozen_before:
-            gc.unfreeze()
-        sys.setswitchinterval(previous_interval)
 
 
 def _run_opened(job: SubscriberImport, on_chunk: Callable | None) -> SubscriberImport:
