@@ -23,7 +23,7 @@ from playwright.sync_api import expect
 from subscriptions import outbox, privacy, services, suppression, tasks, validation
 from subscriptions.csv_cells import csv_safe
 from subscriptions.forms import SignupForm
-from subscriptions.imports import jobs, reports
+from subscriptions.imports import interpreter, jobs, reports
 from subscriptions.imports.reading import REPEAT, ImportFile, Rejection, RowChecker, chunks
 from subscriptions.models import (
     ConsentRecord,
@@ -495,6 +495,25 @@ def test_an_import_sets_the_interpreter_up_for_bulk_work_and_restores_it_after(
     threshold, interval, frozen = during[0]
     assert threshold[0] > before[0][0] and interval < before[1] and frozen
     assert interpreter() == before
+
+
+def test_overlapping_imports_leave_the_interpreter_as_it_was_once_the_last_ends() -> None:
+    def interpreter_now() -> tuple:
+        return gc.get_threshold(), sys.getswitchinterval(), gc.get_freeze_count() > 0
+
+    before = interpreter_now()
+    first, second = interpreter.set_for_bulk_work(), interpreter.set_for_bulk_work()
+
+    first.__enter__()
+    during = interpreter_now()
+    second.__enter__()
+    first.__exit__(None, None, None)  # the first to start ends first
+    still = interpreter_now()
+    second.__exit__(None, None, None)
+
+    assert during != before
+    assert still == during
+    assert interpreter_now() == before
 
 
 def test_an_import_cut_off_midway_resumes_after_its_last_chunk(

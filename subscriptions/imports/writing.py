@@ -252,10 +252,8 @@ def _staged(
     configured pace); an active import's rows go as the reader made them."""
     if job.target_status != Status.PENDING:
         return rows, ImportRow._fields
-    return [(*row, first_due + timedelta(seconds=gap * index)) for index, row in enumerate(rows)], (
-        *ImportRow._fields,
-        "due_at",
-    )
+    due = [(*row, first_due + timedelta(seconds=gap * index)) for index, row in enumerate(rows)]
+    return due, (*ImportRow._fields, "due_at")
 
 
 def _add_subscribers(cursor, sql: Dialect, count: int, job: JobContext) -> bool:
