@@ -241,6 +241,10 @@ UNSUBSCRIBE_MAILTO = env.str("UNSUBSCRIBE_MAILTO", default="")
 # --- Editors: imports, privacy requests ---------------------------------------------------
 # Where uploaded import files and their reports are kept; web and worker must share it.
 IMPORT_DIR = Path(env.str("IMPORT_DIR", default=str(VAR_DIR / "imports")))
+# An admin action on more subscriptions (or people) than this, as "Select all" makes on
+# a long list, is done by the worker in batches; up to this many in the request.
+ADMIN_ACTION_INLINE_LIMIT = env.int("ADMIN_ACTION_INLINE_LIMIT", default=500)
+ADMIN_ACTION_BATCH = env.int("ADMIN_ACTION_BATCH", default=1_000)
 # Rows an import checks and writes per transaction.
 IMPORT_CHUNK_ROWS = env.int("IMPORT_CHUNK_ROWS", default=20_000)
 # Database connections an import writes on at once (PostgreSQL): a chunk's statements

@@ -9,6 +9,7 @@ from django.conf import settings
 from django.db import OperationalError
 
 from subscriptions import (
+    bulk_actions,
     deliverability,
     emails,
     goal_counter,
@@ -116,3 +117,15 @@ def expire_unconfirmed_subscriptions() -> int:
     than needed)."""
     import_reports.discard_old_reports()
     return privacy.expire_unconfirmed()
+
+
+@shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
+def unsubscribe_subscriptions(subscription_ids: list[int], actor: str) -> int:
+    """A batch of an editor's "Unsubscribe" on many; a repeat changes nothing."""
+    return bulk_actions.unsubscribe_batch(subscription_ids, actor=actor)
+
+
+@shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
+def resend_confirmation_emails(subscriber_ids: list[int], actor: str) -> list[int]:
+    """A batch of an editor's "Resend confirmation" on many people: [queued, capped]."""
+    return list(bulk_actions.resend_batch(subscriber_ids, actor=actor))

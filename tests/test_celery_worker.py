@@ -1,6 +1,7 @@
 """Through a real Celery worker on the real Redis, against the real database: the whole
 journey once (sign up, the worker sends the confirmation, confirm, the worker sends the
-welcome email, unsubscribe in one click), and a subscriber import."""
+welcome email, unsubscribe in one click), a subscriber import, and an editor's action
+on many subscriptions."""
 
 import re
 import time
@@ -10,13 +11,14 @@ from celery.contrib.testing.worker import start_worker
 from celery.signals import task_postrun
 from django.core import mail
 from django.test import Client
+from django.urls import reverse
 
 from newsroom.celery import app as celery_app
 from subscriptions import tasks
 from subscriptions.imports import jobs
 from subscriptions.models import OutboundEmail, SubscriberImport, Subscription
 from tests.db_sessions import end_worker_sessions
-from tests.factories import NewsletterFactory
+from tests.factories import NewsletterFactory, SubscriptionFactory
 
 pytestmark = [
     pytest.mark.postgres,
@@ -124,3 +126,41 @@ def test_an_import_runs_to_the_end_on_a_real_worker(worker, tmp_path, settings):
         )
     ) == {("ann@example.org", "pending"), ("bob@example.org", "pending")}
     assert not upload.exists()  # imported, so the uploaded copy is gone
+
+
+def test_an_editors_unsubscribe_of_many_runs_in_batches_on_a_real_worker(
+    worker, settings, admin_user
+):
+    settings.ADMIN_ACTION_INLINE_LIMIT = 2
+    settings.ADMIN_ACTION_BATCH = 2
+    subscriptions = SubscriptionFactory.create_batch(5, status=Subscription.Status.ACTIVE)
+    ran = []
+
+    def record(task, args, retval, **kwargs) -> None:
+        ran.append((task.request.is_eager, task.request.delivery_info["routing_key"], retval))
+
+    task_postrun.connect(record, sender=tasks.unsubscribe_subscriptions, weak=False)
+    client = Client()
+    client.force_login(admin_user)
+    try:
+        response = client.post(
+            reverse("admin:subscriptions_subscriber_changelist"),
+            {
+                "action": "unsubscribe_from_all",
+                "select_across": "1",
+                "index": "0",
+                "_selected_action": ["0"],
+            },
+        )
+        wait_for(lambda: len(ran) == 3)
+    finally:
+        task_postrun.disconnect(record, sender=tasks.unsubscribe_subscriptions)
+
+    assert response.status_code == 302
+    # Taken from the test's own queue by the worker, not run in this process.
+    assert sorted(ran) == [(False, "tests", 1), (False, "tests", 2), (False, "tests", 2)]
+    assert set(
+        Subscription.objects.filter(pk__in=[s.pk for s in subscriptions]).values_list(
+            "status", flat=True
+        )
+    ) == {Subscription.Status.UNSUBSCRIBED}

@@ -14,7 +14,8 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
-from subscriptions import exports, privacy, services, suppression
+from subscriptions import bulk_actions, exports, privacy, services, suppression
+from subscriptions.admin.bulk import tell_about_background_work, unsubscribe_in_bulk
 from subscriptions.admin.common import ReadOnlyAdmin, ReadOnlyInline, actor
 from subscriptions.admin.paging import LargeListMixin
 from subscriptions.admin.privacy import privacy_log_url
@@ -223,34 +224,28 @@ class SubscriberAdmin(AddressSearchMixin, LargeListMixin, admin.ModelAdmin):
         description="Resend confirmation email (pending subscriptions)", permissions=["change"]
     )
     def resend_confirmation(self, request: HttpRequest, queryset: QuerySet[Subscriber]) -> None:
-        sent = capped = 0
-        for subscriber in queryset:
-            pending = list(
-                subscriber.subscriptions.filter(status=Subscription.Status.PENDING).values_list(
-                    "pk", flat=True
-                )
+        people = queryset.order_by("pk").values_list("pk", flat=True)
+        outcome = bulk_actions.resend_confirmations(people.iterator(), actor=actor(request))
+        if outcome.queued or outcome.not_queued:
+            tell_about_background_work(
+                self, request, outcome, doing="Resending confirmation emails to", things="people"
             )
-            if not pending:
-                continue
-            queued = services.resend_confirmation(subscription_ids=pending, actor=actor(request))
-            sent, capped = (sent + 1, capped) if queued else (sent, capped + 1)
-        self.message_user(request, f"Queued {sent} confirmation email(s).", messages.SUCCESS)
-        if capped:
+            return
+        self.message_user(
+            request, f"Queued {outcome.changed} confirmation email(s).", messages.SUCCESS
+        )
+        if outcome.capped:
             self.message_user(
                 request,
-                f"{capped} not sent: the per-address cap on confirmation emails was reached.",
+                f"{outcome.capped} not sent: the per-address cap on confirmation emails was "
+                "reached.",
                 messages.WARNING,
             )
 
     @admin.action(description="Unsubscribe from all newsletters", permissions=["change"])
     def unsubscribe_from_all(self, request: HttpRequest, queryset: QuerySet[Subscriber]) -> None:
-        changed = 0
-        ids = Subscription.objects.filter(subscriber__in=queryset).values_list("pk", flat=True)
-        for subscription_id in ids:
-            changed += services.unsubscribe(
-                subscription_id=subscription_id, actor=actor(request), via="admin"
-            )
-        self.message_user(request, f"Unsubscribed {changed} subscription(s).", messages.SUCCESS)
+        subscriptions = Subscription.objects.filter(subscriber__in=queryset.values("pk"))
+        unsubscribe_in_bulk(self, request, subscriptions)
 
     @admin.action(description="Export selected as CSV", permissions=["view"])
     def export_csv(self, request: HttpRequest, queryset: QuerySet[Subscriber]) -> HttpResponse:
@@ -365,11 +360,7 @@ class SubscriptionAdmin(AddressSearchMixin, LargeListMixin, admin.ModelAdmin):
 
     @admin.action(description="Unsubscribe", permissions=["change"])
     def unsubscribe(self, request: HttpRequest, queryset: QuerySet[Subscription]) -> None:
-        changed = sum(
-            services.unsubscribe(subscription_id=pk, actor=actor(request), via="admin")
-            for pk in queryset.values_list("pk", flat=True)
-        )
-        self.message_user(request, f"Unsubscribed {changed} subscription(s).", messages.SUCCESS)
+        unsubscribe_in_bulk(self, request, queryset)
 
 
 @admin.register(SubscriptionEvent)
