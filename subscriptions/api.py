@@ -56,14 +56,15 @@ def _sign_up(
     if (limited := _limited(limits)) is not None:
         return limited
     form = SignupForm(data=payload, require_form_token=False, remote_ip=ip)
-    if not form.is_valid():
-        errors = {
-            field: [error["message"] for error in field_errors]
-            for field, field_errors in form.errors.get_json_data().items()
-        }
-        return JsonResponse({"errors": errors}, status=400)
-    form.submit(request, source=Subscription.Source.API, caller_consent_text=True)
-    return JsonResponse({"status": "pending", "message": SUCCESS_MESSAGE}, status=202)
+    if form.is_valid() and form.submit(
+        request, source=Subscription.Source.API, caller_consent_text=True
+    ):
+        return JsonResponse({"status": "pending", "message": SUCCESS_MESSAGE}, status=202)
+    errors = {
+        field: [error["message"] for error in field_errors]
+        for field, field_errors in form.errors.get_json_data().items()
+    }
+    return JsonResponse({"errors": errors}, status=400)
 
 
 def _limited(limits: list[tuple[str, str]]) -> JsonResponse | None:

@@ -42,12 +42,16 @@ class NewsletterSlugsField(forms.Field):
         try:
             return selectors.newsletters_open_for_signup(value)
         except UnknownNewsletter as exc:
-            names = ", ".join(
-                "".join(ch for ch in slug[:100] if ch.isprintable()) for slug in exc.slugs[:5]
-            )
-            raise ValidationError(
-                _("Unknown newsletter: %(names)s"), code="unknown", params={"names": names}
-            ) from exc
+            raise unknown_newsletter_error(exc) from exc
+
+
+def unknown_newsletter_error(exc: UnknownNewsletter) -> ValidationError:
+    names = ", ".join(
+        "".join(ch for ch in slug[:100] if ch.isprintable()) for slug in exc.slugs[:5]
+    )
+    return ValidationError(
+        _("Unknown newsletter: %(names)s"), code="unknown", params={"names": names}
+    )
 
 
 CHALLENGE_FAILED_MESSAGE = _("Please confirm you're not a robot and try again.")
@@ -131,28 +135,34 @@ class SignupForm(forms.Form):
                 raise ValidationError(CHALLENGE_FAILED_MESSAGE, code="challenge")
         return data
 
-    def submit(self, request: HttpRequest, *, source: str, caller_consent_text: bool) -> None:
+    def submit(self, request: HttpRequest, *, source: str, caller_consent_text: bool) -> bool:
         """Sign the reader up. A trapped bot gets the same answer from the caller, and
-        nothing is stored or sent.
+        nothing is stored or sent. False, with the form's newsletters error, when a
+        newsletter was deleted in the second since it was looked up: nothing is stored.
 
         `caller_consent_text`: record the `consent_text` the caller sent (another site's
         form, through the API) instead of the words our own form shows.
         """
         if self.trapped:
-            return
+            return True
         # The words in the language the reader saw them in.
         consent_text = str(DEFAULT_CONSENT_TEXT)
         if caller_consent_text and self.cleaned_data.get("consent_text"):
             consent_text = self.cleaned_data["consent_text"]
-        services.subscribe(
-            email=self.cleaned_data["email"],
-            newsletters=self.cleaned_data["newsletters"],
-            source=source,
-            consent=consent_from_request(
-                request, page_url=self.cleaned_data.get("page_url"), consent_text=consent_text
-            ),
-            language=translation.get_language() or "",
-        )
+        try:
+            services.subscribe(
+                email=self.cleaned_data["email"],
+                newsletters=self.cleaned_data["newsletters"],
+                source=source,
+                consent=consent_from_request(
+                    request, page_url=self.cleaned_data.get("page_url"), consent_text=consent_text
+                ),
+                language=translation.get_language() or "",
+            )
+        except UnknownNewsletter as exc:
+            self.add_error("newsletters", unknown_newsletter_error(exc))
+            return False
+        return True
 
 
 class PreferencesForm(forms.Form):

@@ -12,13 +12,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
+from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from subscriptions import first_signup, languages, outbox, suppression
-from subscriptions.exceptions import AddressErased
+from subscriptions import first_signup, languages, outbox, signup_lookups, suppression
+from subscriptions.exceptions import AddressErased, UnknownNewsletter
 from subscriptions.models import (
     ConsentRecord,
     Newsletter,
@@ -113,7 +114,25 @@ def add_by_editor(
     )
 
 
-def _sign_up(
+def _sign_up(*, newsletters: Sequence[Newsletter], **details: Any) -> SignupResult:
+    """Raises `UnknownNewsletter` for a newsletter deleted since the caller looked it up
+    (each process remembers the newsletters for a second, signup_lookups.py)."""
+    try:
+        return _write_sign_up(newsletters=newsletters, **details)
+    except IntegrityError:
+        still_there = set(
+            Newsletter.objects.filter(pk__in=[n.pk for n in newsletters]).values_list(
+                "pk", flat=True
+            )
+        )
+        gone = [n.slug for n in newsletters if n.pk not in still_there]
+        if not gone:
+            raise
+        signup_lookups.forget_all()
+        raise UnknownNewsletter(gone) from None
+
+
+def _write_sign_up(
     *,
     email: str,
     newsletters: Sequence[Newsletter],

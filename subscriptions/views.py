@@ -119,7 +119,10 @@ def form_signup(request: HttpRequest, *, require_form_token: bool) -> HttpRespon
         response["Retry-After"] = str(exc.retry_after)
         return response
     form = SignupForm(request.POST, require_form_token=require_form_token, remote_ip=ip)
-    if not form.is_valid():
+    if not (
+        form.is_valid()
+        and form.submit(request, source=Subscription.Source.FORM, caller_consent_text=False)
+    ):
         return render(
             request,
             "subscriptions/signup_error.html",
@@ -130,7 +133,6 @@ def form_signup(request: HttpRequest, *, require_form_token: bool) -> HttpRespon
             },
             status=400,
         )
-    form.submit(request, source=Subscription.Source.FORM, caller_consent_text=False)
     thanks_url = reverse("subscriptions:thanks")
     return HttpResponseRedirect(languages.with_language(thanks_url, languages.requested(request)))
 

@@ -1,0 +1,73 @@
+"""Each web process remembers the newsletters for a second (signup_lookups.py). A
+newsletter another process deleted within that second gets a sign-up the answer an
+unknown one gets, a 400 naming it, not a 500, and nothing stored; the process forgets
+its copy at once. Outside the suite's per-test transaction, so that the database's
+foreign-key check runs at commit as in production."""
+
+import pytest
+from django.db import connection
+from django.urls import reverse
+
+from subscriptions import signup_lookups
+from subscriptions.models import ConsentRecord, OutboundEmail, Subscriber, Subscription
+from tests.factories import NewsletterFactory, SubscriberFactory, human_form_token
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def deleted_elsewhere(settings):
+    """A public newsletter this process still remembers, deleted as another process
+    would delete it (no signal reaches this one)."""
+    settings.SIGNUP_LOOKUP_CACHE_SECONDS = 60
+    newsletter = NewsletterFactory(slug="daily-digest", is_public=True, double_opt_in=True)
+    signup_lookups.forget_all()
+    assert "daily-digest" in signup_lookups.public_newsletters_by_slug()
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM subscriptions_newsletter WHERE id = %s", [newsletter.pk])
+    yield newsletter
+    signup_lookups.forget_all()
+
+
+def stored() -> list[int]:
+    return [
+        model.objects.count() for model in (Subscriber, Subscription, ConsentRecord, OutboundEmail)
+    ]
+
+
+@pytest.mark.parametrize("known", [False, True], ids=["new address", "known address"])
+def test_the_api_answers_400_naming_the_newsletter_and_stores_nothing(
+    client, deleted_elsewhere, known: bool
+) -> None:
+    # A new address takes the one-statement path on PostgreSQL, a known one the other.
+    if known:
+        SubscriberFactory(email="ann@example.org")
+    before = stored()
+
+    response = client.post(
+        "/api/v1/subscriptions",
+        {"email": "ann@example.org", "newsletters": ["daily-digest"]},
+        content_type="application/json",
+    )
+
+    assert response.status_code == 400
+    assert response.json() == {"errors": {"newsletters": ["Unknown newsletter: daily-digest"]}}
+    assert stored() == before == [int(known), 0, 0, 0]
+    assert "daily-digest" not in signup_lookups.public_newsletters_by_slug()
+
+
+def test_the_form_answers_400_naming_the_newsletter_and_stores_nothing(
+    client, deleted_elsewhere
+) -> None:
+    response = client.post(
+        reverse("subscriptions:signup"),
+        {
+            "email": "ann@example.org",
+            "newsletters": "daily-digest",
+            "form_token": human_form_token(),
+        },
+    )
+
+    assert response.status_code == 400
+    assert "Unknown newsletter: daily-digest" in response.content.decode()
+    assert stored() == [0, 0, 0, 0]
