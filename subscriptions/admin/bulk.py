@@ -7,7 +7,7 @@ from django.http import HttpRequest
 
 from subscriptions import bulk_actions
 from subscriptions.admin.common import actor
-from subscriptions.models import Subscription
+from subscriptions.models import Subscriber, Subscription
 
 
 def unsubscribe_in_bulk(
@@ -20,24 +20,50 @@ def unsubscribe_in_bulk(
         .values_list("pk", flat=True)
     )
     outcome = bulk_actions.unsubscribe(ids.iterator(), actor=actor(request))
-    if outcome.queued or outcome.not_queued:
-        tell_about_background_work(
-            model_admin, request, outcome, doing="Unsubscribing", things="subscription(s)"
-        )
-        return
-    model_admin.message_user(
-        request, f"Unsubscribed {outcome.changed} subscription(s).", messages.SUCCESS
+    _tell(
+        model_admin,
+        request,
+        outcome,
+        done=f"Unsubscribed {outcome.changed} subscription(s).",
+        doing="Unsubscribing",
+        things="subscription(s)",
     )
 
 
-def tell_about_background_work(
+def resend_in_bulk(
+    model_admin: admin.ModelAdmin, request: HttpRequest, people: QuerySet[Subscriber]
+) -> None:
+    ids = people.order_by("pk").values_list("pk", flat=True)
+    outcome = bulk_actions.resend_confirmations(ids.iterator(), actor=actor(request))
+    _tell(
+        model_admin,
+        request,
+        outcome,
+        done=f"Queued {outcome.changed} confirmation email(s).",
+        doing="Resending confirmation emails to",
+        things="people",
+    )
+    if outcome.capped:
+        model_admin.message_user(
+            request,
+            f"{outcome.capped} not sent: the per-address cap on confirmation emails was reached.",
+            messages.WARNING,
+        )
+
+
+def _tell(
     model_admin: admin.ModelAdmin,
     request: HttpRequest,
     outcome: bulk_actions.BulkOutcome,
     *,
+    done: str,
     doing: str,
     things: str,
 ) -> None:
+    """`done` when the request did it all; otherwise what went to the worker, and what
+    could not."""
+    if not (outcome.queued or outcome.not_queued):
+        model_admin.message_user(request, done, messages.SUCCESS)
     if outcome.queued:
         model_admin.message_user(
             request,

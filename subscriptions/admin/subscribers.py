@@ -14,8 +14,8 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
-from subscriptions import bulk_actions, exports, privacy, services, suppression
-from subscriptions.admin.bulk import tell_about_background_work, unsubscribe_in_bulk
+from subscriptions import exports, privacy, services, suppression
+from subscriptions.admin.bulk import resend_in_bulk, unsubscribe_in_bulk
 from subscriptions.admin.common import ReadOnlyAdmin, ReadOnlyInline, actor
 from subscriptions.admin.paging import LargeListMixin
 from subscriptions.admin.privacy import privacy_log_url
@@ -224,23 +224,7 @@ class SubscriberAdmin(AddressSearchMixin, LargeListMixin, admin.ModelAdmin):
         description="Resend confirmation email (pending subscriptions)", permissions=["change"]
     )
     def resend_confirmation(self, request: HttpRequest, queryset: QuerySet[Subscriber]) -> None:
-        people = queryset.order_by("pk").values_list("pk", flat=True)
-        outcome = bulk_actions.resend_confirmations(people.iterator(), actor=actor(request))
-        if outcome.queued or outcome.not_queued:
-            tell_about_background_work(
-                self, request, outcome, doing="Resending confirmation emails to", things="people"
-            )
-            return
-        self.message_user(
-            request, f"Queued {outcome.changed} confirmation email(s).", messages.SUCCESS
-        )
-        if outcome.capped:
-            self.message_user(
-                request,
-                f"{outcome.capped} not sent: the per-address cap on confirmation emails was "
-                "reached.",
-                messages.WARNING,
-            )
+        resend_in_bulk(self, request, queryset)
 
     @admin.action(description="Unsubscribe from all newsletters", permissions=["change"])
     def unsubscribe_from_all(self, request: HttpRequest, queryset: QuerySet[Subscriber]) -> None:
