@@ -2,9 +2,10 @@
 
 Every address goes through the same `normalize_email` and domain policy as the sign-up
 form. A row is rejected here (and listed in the report with its reason) when its
-address is invalid or refused, when it repeats an address earlier in its chunk, when
-the file marks it unsubscribed, or when it cannot be read. What survives is a chunk of
-`ImportRow`s: small tuples, so memory stays flat whatever the file's size.
+address is invalid or refused, when it repeats an address earlier in its chunk or in
+the chunk before, when the file marks it unsubscribed, or when it cannot be read. What
+survives is a chunk of `ImportRow`s: small tuples, so memory stays flat whatever the
+file's size.
 """
 
 import codecs
