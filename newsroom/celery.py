@@ -1,15 +1,28 @@
 """The Celery application: `celery -A newsroom worker` and `celery -A newsroom beat`."""
 
 import os
+import warnings
 
 from celery import Celery
+from celery.exceptions import CPendingDeprecationWarning
 from celery.signals import setup_logging, task_postrun, task_prerun
+
+from newsroom.worker_consumer import SweepOnConnect
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "newsroom.settings")
 
 app = Celery("newsroom")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+# Imported here, not by name in settings: a bootstep is a class the app holds.
+app.steps["consumer"].add(SweepOnConnect)
+# Celery warns at every lost connection that it will cancel the tasks in flight by
+# default one day; settings.py keeps that off on purpose. Once is enough to know.
+warnings.filterwarnings(
+    "once",
+    message=r"(?s).*worker_cancel_long_running_tasks_on_connection_loss",
+    category=CPendingDeprecationWarning,
+)
 
 
 @setup_logging.connect

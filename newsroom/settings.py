@@ -148,10 +148,19 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "socket_timeout": 5,
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A worker keeps trying to reach a broker that is down for as long as it takes (Celery
+# gives up after 100 attempts and exits by default).
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+# celery 5.7.0's consumer exits the worker when the broker drops while tasks are in flight
+# (see newsroom/worker_consumer.py).
+CELERY_WORKER_CONSUMER = "newsroom.worker_consumer:Consumer"
+# Sends in flight when the broker drops are left to finish (cancelling them would cut
+# them off mid-conversation with the ESP); the outbox row records how each ended.
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 CELERY_TIMEZONE = TIME_ZONE
-# Seconds between two sweeps of the outbox (lost tasks, and a pending import's
-# confirmations as they fall due).
-OUTBOX_SWEEP_INTERVAL = env.int("OUTBOX_SWEEP_INTERVAL", default=60)
+# Seconds between two sweeps of the outbox (emails whose enqueue failed while the broker
+# was down, lost tasks, and a pending import's confirmations as they fall due).
+OUTBOX_SWEEP_INTERVAL = env.int("OUTBOX_SWEEP_INTERVAL", default=10)
 CELERY_BEAT_SCHEDULE = {
     "requeue-stale-outbound-emails": {
         "task": "subscriptions.tasks.requeue_stale_outbound_emails",
@@ -363,6 +372,9 @@ RATE_LIMITS = {
     "api-email": env.str("RATE_LIMIT_API_EMAIL", default="5/h"),
 }
 RATE_LIMIT_REDIS_URL = env.str("RATE_LIMIT_REDIS_URL", default=REDIS_URL)
+# RATE_LIMIT_REDIS_URL is a node of a Redis Cluster (any one; the client finds the rest),
+# reached through redis-py's cluster client. A cluster has only database 0.
+RATE_LIMIT_REDIS_CLUSTER = env.bool("RATE_LIMIT_REDIS_CLUSTER", default=False)
 # Bot trap: the form carries a signed render time; a submission faster than this, or
 # older than the max age (cached pages included), is treated as a bot.
 SIGNUP_FORM_MIN_SECONDS = env.float("SIGNUP_FORM_MIN_SECONDS", default=2.0)

@@ -48,6 +48,15 @@ def list_id(subscription: Subscription) -> str:
     return f'"{name}" <{subscription.newsletter.slug}.{domain}>'
 
 
+def message_id(outbound: OutboundEmail) -> str:
+    """The same Message-ID on every attempt at one row (RFC 5322 §3.6.4): should a
+    worker die after the ESP accepted the message but before the row says so, the
+    second copy carries the first one's id, which mailbox providers such as Gmail fold
+    into one. Unique: the row's id and the moment it was queued, under our domain."""
+    domain = urlsplit(settings.SITE_URL).hostname or "localhost"
+    return f"<outbound.{outbound.pk}.{outbound.created_at:%Y%m%d%H%M%S%f}@{domain}>"
+
+
 def build_message(
     outbound: OutboundEmail, subscriptions: list[Subscription] | None = None
 ) -> AnymailMessage:
@@ -199,7 +208,7 @@ def _message(
         body=render_to_string(f"emails/{template}.txt", context),
         from_email=from_email,
         to=[outbound.to_email],
-        headers=headers,
+        headers={"Message-ID": message_id(outbound), **headers},
     )
     message.attach_alternative(render_to_string(f"emails/{template}.html", context), "text/html")
     # Tracking events from the ESP carry these back, so they map to our rows.

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from functools import partial
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -57,9 +57,10 @@ def queue_milestone_email(*, milestone: GoalMilestone, to_email: str, now: datet
     return True
 
 
-def enqueue(outbound_email_id: int) -> None:
-    """Hand a row to Celery. If the broker is down the row stays queued and the
-    sweeper enqueues it later, so the caller's request still succeeds."""
+def enqueue(outbound_email_id: int) -> bool:
+    """Hand a row to Celery; returns whether the broker took it. If the broker is down
+    the row stays queued, marked due at once, so the next sweep (or the worker, as soon
+    as it reconnects) sends it; the caller's request still succeeds."""
     from subscriptions.tasks import send_outbound_email
 
     try:
@@ -67,10 +68,26 @@ def enqueue(outbound_email_id: int) -> None:
         send_to_worker(send_outbound_email, outbound_email_id)
     except Exception:  # noqa: BLE001 - any broker failure; the sweeper is the safety net
         logger.warning(
-            "could not enqueue outbound email %s; the sweeper will retry",
+            "could not enqueue outbound email %s; it is sent once the broker is back",
             outbound_email_id,
             exc_info=True,
         )
+        _mark_due_now(outbound_email_id)
+        return False
+    return True
+
+
+def _mark_due_now(outbound_email_id: int) -> None:
+    """A row whose task never reached the broker is due at once, not once it looks lost
+    (OUTBOX_STALE_AFTER_SECONDS): the sign-up knows its enqueue failed. A row already
+    due (held back by an import, or in a retry's backoff) keeps its time."""
+    try:
+        OutboundEmail.objects.filter(
+            pk=outbound_email_id, status=Status.QUEUED, next_attempt_at__isnull=True
+        ).update(next_attempt_at=timezone.now())
+    except DatabaseError:
+        # The database went too: the sweeper still finds the row once it looks lost.
+        logger.warning("could not mark outbound email %s due", outbound_email_id)
 
 
 def send_lease(outbound_email_id: int) -> AbstractContextManager[bool]:
@@ -170,44 +187,113 @@ def release_for_retry(outbound: OutboundEmail, *, error: str, retry_in: float) -
 # Rows whose task was lost (never enqueued, or their worker died) that one sweep takes;
 # after a long broker outage the next sweeps take the rest.
 LOST_PER_SWEEP = 1000
+# A send claimed this long ago whose send lease is free lost its worker (PostgreSQL):
+# long enough for a send that is merely slow to still hold its lease.
+DEAD_SENDER_AFTER = timedelta(seconds=5)
+# Sends whose worker may have died that one sweep looks at.
+DEAD_SENDERS_PER_SWEEP = 100
+# Rows handed to the broker per batch after it lost everything it held.
+RESET_BATCH = 1000
 
 
 def requeue_stale(*, now: datetime | None = None) -> int:
-    """Enqueue rows whose task is lost: never enqueued (the broker was down), a retry
+    """Enqueue rows whose task is lost: never enqueued (the broker was down: due at
+    once, see `enqueue`), queued so long that the broker must have lost it, a retry
     overdue (its task never came back), or a send whose worker died; and rows held back
     until due (a pending import's confirmations) once they are due, oldest due first.
 
     A row whose retry is not yet overdue is left alone, however long its backoff: the
     retry's own task is waiting in the broker, and a second enqueue would start a second
-    chain of retries and cut the backoff short. A task that is merely late (a long queue)
-    may still get a duplicate, which the claim and the send lease make a no-op.
+    chain of retries and cut the backoff short. A row this sweep hands to the broker is
+    not handed again until OUTBOX_STALE_AFTER_SECONDS later, so a long queue is not
+    flooded with duplicates; a duplicate that does arrive is a no-op (claim and lease).
     """
     now = now or timezone.now()
+    # First, so a send taken back here is not also found below as a stale claim.
+    taken_back = release_dead_senders(now=now)
     stale_before = now - timedelta(seconds=settings.OUTBOX_STALE_AFTER_SECONDS)
+    not_handed_lately = Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=stale_before)
     due_ids = list(
         OutboundEmail.objects.filter(
-            # Held back and never tried (a pending import's): due is due.
+            # Held back and never tried (a pending import's), or never enqueued: due is due.
             Q(status=Status.QUEUED, attempts=0, next_attempt_at__lte=now)
             # A retry: its own task is due then; only if that is long overdue was it lost.
-            | Q(status=Status.QUEUED, attempts__gt=0, next_attempt_at__lt=stale_before)
+            | Q(status=Status.QUEUED, attempts__gt=0, next_attempt_at__lt=stale_before),
+            not_handed_lately,
         )
         .order_by("next_attempt_at", "pk")
         .values_list("pk", flat=True)[: due_per_sweep()]
     )
     lost_ids = list(
         OutboundEmail.objects.filter(
-            Q(status=Status.QUEUED, next_attempt_at__isnull=True, created_at__lt=stale_before)
-            | Q(status=Status.SENDING, claimed_at__lt=stale_before)
+            Q(status=Status.QUEUED, next_attempt_at__isnull=True)
+            & (
+                Q(enqueued_at__isnull=True, created_at__lt=stale_before)
+                | Q(enqueued_at__lt=stale_before)
+            )
+            | Q(status=Status.SENDING, claimed_at__lt=stale_before) & not_handed_lately
         )
         .order_by("pk")
         .values_list("pk", flat=True)[:LOST_PER_SWEEP]
     )
-    for outbound_email_id in due_ids + lost_ids:
-        enqueue(outbound_email_id)
-    count = len(due_ids) + len(lost_ids)
+    count = _hand_over(taken_back + due_ids + lost_ids, now=now)
     if count:
         logger.info("re-enqueued %d stale or due outbound emails", count)
     return count
+
+
+def release_dead_senders(*, now: datetime) -> list[int]:
+    """Put back in the queue the sends whose worker died (killed, or its machine gone):
+    on PostgreSQL a send holds its lease on the worker's own database session, so a
+    lease that is free while the row still says "sending" outlived its holder. Found
+    within a sweep, not after OUTBOX_STALE_AFTER_SECONDS. Returns the rows put back
+    (due now, for the caller to enqueue). Elsewhere (SQLite, one machine) the stale
+    claim rule above does it."""
+    if connection.vendor != "postgresql":
+        return []
+    candidates = list(
+        OutboundEmail.objects.filter(status=Status.SENDING, claimed_at__lt=now - DEAD_SENDER_AFTER)
+        .order_by("claimed_at")
+        .values_list("pk", flat=True)[:DEAD_SENDERS_PER_SWEEP]
+    )
+    released = []
+    for outbound_email_id in candidates:
+        with send_lease(outbound_email_id) as free:
+            # Under the lease no one is sending the row: if it still says "sending", its
+            # sender died before it could record the outcome.
+            if free and OutboundEmail.objects.filter(
+                pk=outbound_email_id, status=Status.SENDING
+            ).update(status=Status.QUEUED, next_attempt_at=now):
+                released.append(outbound_email_id)
+    if released:
+        logger.warning("took back %d outbound emails from a worker that died", len(released))
+    return released
+
+
+def requeue_after_broker_reset(*, now: datetime | None = None) -> int:
+    """The broker lost every message it held (Redis restarted without its data): hand
+    every queued row that was waiting for its task to the broker again, at once, in
+    batches. Rows held back until later (an import's pace, a retry's backoff) keep
+    their time; the sweeper takes them when due."""
+    now = now or timezone.now()
+    waiting = OutboundEmail.objects.filter(
+        Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now), status=Status.QUEUED
+    ).order_by("pk")
+    handed, after = 0, 0
+    while batch := list(waiting.filter(pk__gt=after).values_list("pk", flat=True)[:RESET_BATCH]):
+        handed += _hand_over(batch, now=now)
+        after = batch[-1]
+    if handed:
+        logger.warning("the broker lost its messages: re-enqueued %d outbound emails", handed)
+    return handed
+
+
+def _hand_over(outbound_email_ids: list[int], *, now: datetime) -> int:
+    """Enqueue each row and record when the broker took it; returns how many it took."""
+    taken = [pk for pk in outbound_email_ids if enqueue(pk)]
+    if taken:
+        OutboundEmail.objects.filter(pk__in=taken).update(enqueued_at=now)
+    return len(taken)
 
 
 def due_per_sweep() -> int:

@@ -74,3 +74,21 @@ def _queue(app: Celery, task_name: str, default_queue: str) -> str:
 def _client(url: str) -> redis.Redis:
     # Short timeouts: a sign-up must not hang on a broker that is down.
     return redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
+
+
+# A key the broker keeps as long as it keeps its messages (same Redis, same database).
+_EPOCH_KEY = "newsroom:broker-epoch"
+
+
+def broker_lost_its_messages(broker_url: str) -> bool:
+    """Whether the Redis broker came back without the data it held (restarted without
+    persistence, or flushed), so every task message it held is gone: the first caller
+    to see the broker's data gone answers True, once; every later caller False. Any
+    other broker keeps its (durable) messages, and an unreachable one answers False.
+    """
+    if not broker_url.startswith(("redis://", "rediss://")):
+        return False
+    try:
+        return bool(_client(broker_url).set(_EPOCH_KEY, uuid.uuid4().hex, nx=True))
+    except redis.RedisError:
+        return False

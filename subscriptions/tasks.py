@@ -84,6 +84,13 @@ def requeue_stale_outbound_emails() -> int:
 
 
 @shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
+def requeue_outbound_emails_after_broker_reset() -> int:
+    """The broker came back without the messages it held (a worker noticed on
+    reconnecting): every queued email waiting for its task is enqueued again at once."""
+    return outbox.requeue_after_broker_reset()
+
+
+@shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
 def record_goal_milestones() -> list[int]:
     """Record the milestones the member count has reached; idempotent."""
     return milestones.record_reached_milestones()

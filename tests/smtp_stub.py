@@ -6,21 +6,25 @@ are the ones production sees.
 Each delivery attempt takes the next scripted outcome: DEFER answers the message's
 DATA with a 451 (smtplib raises SMTPDataError, which the outbox retries); REFUSE
 answers RCPT with a 550 (SMTPRecipientsRefused, which fails the row). Once the script
-runs out, mail is accepted.
+runs out, mail is accepted. `seconds_per_message` makes it as slow as a real server
+under load; `delivered` lists the recipients of every message it accepted.
 """
 
 import socketserver
 import threading
+import time
 
 DEFER = "defer"
 REFUSE = "refuse"
 
 
 class SMTPStub:
-    def __init__(self, script: list[str]) -> None:
+    def __init__(self, script: list[str], *, seconds_per_message: float = 0.0) -> None:
         self._script = list(script)
         self._lock = threading.Lock()
+        self._seconds_per_message = seconds_per_message
         self.attempts = 0
+        self.delivered: list[str] = []
         self._server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -76,9 +80,12 @@ class SMTPStub:
                         for line in self.rfile:
                             if line in (b".\r\n", b".\n"):
                                 break
+                        time.sleep(stub._seconds_per_message)
                         if outcome == DEFER:
                             self.reply(f"451 4.3.0 {recipient}: Temporary lookup failure")
                         else:
+                            with stub._lock:
+                                stub.delivered.append(recipient.strip("<>"))
                             self.reply("250 2.0.0 Ok: queued")
                     elif verb == "QUIT":
                         self.reply("221 2.0.0 Bye")

@@ -5,27 +5,18 @@ a Redis server of the test's own that it stops and starts again."""
 
 import json
 import os
-import shutil
 import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
-from pathlib import Path
 from unittest import mock
-from urllib.parse import quote
 
 import pytest
-import redis
 from celery.contrib.testing.worker import start_worker
 from celery.signals import task_postrun
-from django.conf import settings as django_settings
 from django.core import mail
 from django.test import Client
-from django.utils import timezone
 
 from newsroom.celery import app as celery_app
 from subscriptions import outbox, services, tasks
@@ -34,6 +25,8 @@ from subscriptions.views import SUCCESS_MESSAGE
 from tests.db_sessions import end_worker_sessions
 from tests.esp_stub import DROP_CONNECTION, HANG, PostmarkStub, Reply
 from tests.factories import NewsletterFactory
+from tests.redis_server import SpareRedis
+from tests.worker_process import WorkerProcess
 
 pytestmark = [
     pytest.mark.postgres,
@@ -42,7 +35,6 @@ pytestmark = [
     pytest.mark.django_db(transaction=True),
 ]
 
-IN_CI = os.environ.get("CI", "").lower() == "true"
 # A queue of this file's own, so no other worker (a stray one on the machine, or another
 # test file's) takes our tasks.
 QUEUE = "tests-delivery-reliability"
@@ -76,12 +68,6 @@ def worker_log_on_failure(worker: "WorkerProcess") -> Iterator[None]:
         yield
     except (AssertionError, TimeoutError, ValueError) as failure:
         raise AssertionError(f"{failure}\n--- worker log ---\n{worker.log()}") from failure
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def sign_up(email: str = "ann@example.org") -> OutboundEmail:
@@ -323,85 +309,6 @@ def test_a_redelivered_task_arriving_mid_send_is_skipped(own_queue, postmark, ou
     assert row(outbound).attempts == 1
 
 
-class WorkerProcess:
-    """`celery -A newsroom worker -P prefork -c 1` in a process of its own, as production
-    runs it: a parent that takes tasks from Redis and one pool child that runs them.
-
-    Its settings come from the environment like any deployment's: the database is the
-    test database pytest-django created (not the one DATABASE_URL names), the broker the
-    test's Redis, the ESP anymail's Postmark backend pointed at the stand-in.
-    """
-
-    def __init__(self, *, postmark_api_url: str, log_path: Path, pool: str = "prefork") -> None:
-        self.log_path = log_path
-        self._log = log_path.open("wb")
-        environment = {
-            **os.environ,
-            "DATABASE_URL": self._test_database_url(),
-            "REDIS_URL": celery_app.conf.broker_url,
-            "CELERY_TASK_ALWAYS_EAGER": "false",
-            "EMAIL_BACKEND": "anymail.backends.postmark.EmailBackend",
-            "ANYMAIL": json.dumps(
-                {"POSTMARK_SERVER_TOKEN": "test-token", "POSTMARK_API_URL": postmark_api_url}
-            ),
-            "SITE_URL": django_settings.SITE_URL,
-        }
-        # Its own session, so stopping it can reach the pool child too.
-        self.process = subprocess.Popen(  # noqa: S603 - our interpreter and arguments
-            [
-                sys.executable,
-                *("-m", "celery", "-A", "newsroom", "worker"),
-                *("-P", pool, "-c", "1", "-Q", QUEUE, "-l", "info"),
-                *("--without-gossip", "--without-mingle", "--without-heartbeat"),
-                *("-n", f"killed-mid-task-{os.getpid()}@%h"),
-            ],
-            cwd=django_settings.BASE_DIR,
-            env=environment,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    @staticmethod
-    def _test_database_url() -> str:
-        database = django_settings.DATABASES["default"]
-        credentials = quote(database["USER"] or "", safe="")
-        if database["PASSWORD"]:
-            credentials += ":" + quote(database["PASSWORD"], safe="")
-        host = f"{database['HOST'] or '127.0.0.1'}:{database['PORT'] or 5432}"
-        return f"postgres://{credentials}@{host}/{database['NAME']}"
-
-    def pool_children(self) -> set[int]:
-        """The pids of the parent's children (its prefork pool), read from /proc."""
-        children = set()
-        for stat in Path("/proc").glob("[0-9]*/stat"):
-            try:
-                # "pid (comm) state ppid ...": comm may hold spaces and parentheses.
-                fields = stat.read_text().rsplit(")", 1)[1].split()
-            except (OSError, IndexError):
-                continue  # the process ended while we looked
-            if int(fields[1]) == self.process.pid:
-                children.add(int(stat.parent.name))
-        return children
-
-    def log(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text(errors="replace")[-4000:]
-
-    def stop(self) -> None:
-        """Warm shutdown (the parent stops its pool first), or SIGKILL to the whole
-        session if that does not end in time."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                # The parent is still there (not reaped), so its session id is still ours.
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=5)
-        self._log.close()
-
-
 @pytest.fixture
 def worker_process(own_queue, tmp_path) -> Iterator[Callable[[str], WorkerProcess]]:
     started: list[WorkerProcess] = []
@@ -410,10 +317,22 @@ def worker_process(own_queue, tmp_path) -> Iterator[Callable[[str], WorkerProces
         if purge:
             with celery_app.connection_for_write() as connection:
                 connection.default_channel.queue_purge(QUEUE)
+        # As production runs it (a prefork parent and one pool child, or threads),
+        # anymail's Postmark backend pointed at the stand-in.
         worker = WorkerProcess(
-            postmark_api_url=postmark_api_url,
+            arguments=[
+                *("-P", pool, "-c", "1", "-Q", QUEUE, "-l", "info"),
+                *("--without-gossip", "--without-mingle", "--without-heartbeat"),
+                *("-n", f"killed-mid-task-{os.getpid()}@%h"),
+            ],
+            environment={
+                "REDIS_URL": celery_app.conf.broker_url,
+                "EMAIL_BACKEND": "anymail.backends.postmark.EmailBackend",
+                "ANYMAIL": json.dumps(
+                    {"POSTMARK_SERVER_TOKEN": "test-token", "POSTMARK_API_URL": postmark_api_url}
+                ),
+            },
             log_path=tmp_path / f"worker-{len(started)}.log",
-            pool=pool,
         )
         started.append(worker)
         return worker
@@ -496,66 +415,6 @@ def test_a_threads_worker_killed_mid_send_leaves_the_row_to_the_sweeper_and_one_
     assert (row(outbound).status, row(outbound).attempts) == (OutboundEmail.Status.SENT, 2)
 
 
-class SpareRedis:
-    """A redis-server process of the test's own, to stop and start again on one port."""
-
-    def __init__(self, binary: str) -> None:
-        self.binary = binary
-        self.port = free_port()
-        self.process: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(  # noqa: S603 - a fixed binary and our arguments
-            [
-                self.binary,
-                *("--port", str(self.port), "--bind", "127.0.0.1"),
-                *("--save", "", "--appendonly", "no", "--daemonize", "no"),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
-        wait_for(lambda: self.process.poll() is None and self._answers(client), what="redis")
-        client.close()
-
-    def stop(self) -> None:
-        if self.process is None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=5)
-        self.process = None
-
-    @staticmethod
-    def _answers(client: redis.Redis) -> bool:
-        try:
-            return client.ping()
-        except redis.ConnectionError:
-            return False
-
-
-@pytest.fixture
-def spare_redis() -> Iterator[SpareRedis]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        if IN_CI:
-            pytest.fail("redis-server is not installed; CI must run the broker-outage test")
-        pytest.skip("needs the redis-server binary")
-    server = SpareRedis(binary)
-    try:
-        server.start()
-        yield server
-    finally:
-        server.stop()
-
-
 @pytest.fixture
 def broker_on_spare_redis(spare_redis, own_queue, settings) -> Iterator[SpareRedis]:
     original_url = celery_app.conf.broker_url
@@ -596,12 +455,13 @@ def test_a_signup_while_the_broker_is_down_is_sent_once_it_is_back(broker_on_spa
     assert outbound.kind == OutboundEmail.Kind.CONFIRMATION
     assert mail.outbox == []
 
+    # The sign-up knows its enqueue failed: the row is due at once, not once it looks lost.
+    assert outbound.next_attempt_at is not None
+
     broker.start()
-    OutboundEmail.objects.filter(pk=outbound.pk).update(
-        created_at=timezone.now() - timedelta(hours=1)
-    )
     with running_worker():
-        assert tasks.requeue_stale_outbound_emails() == 1
+        # The worker sweeps the outbox as it connects: no beat, no waiting for the row
+        # to look lost.
         wait_for(lambda: row(outbound).status == OutboundEmail.Status.SENT, what="the send")
         assert len(mail.outbox) == 1
         assert mail.outbox[0].to == ["ann@example.org"]

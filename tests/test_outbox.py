@@ -384,7 +384,12 @@ def held_back(count: int, *, first_due, per_minute: int) -> list[int]:
 def enqueued(monkeypatch) -> list[int]:
     """What the sweeper hands to Celery, in order."""
     handed = []
-    monkeypatch.setattr(outbox, "enqueue", handed.append)
+
+    def hand(outbound_email_id: int) -> bool:
+        handed.append(outbound_email_id)
+        return True
+
+    monkeypatch.setattr(outbox, "enqueue", hand)
     return handed
 
 

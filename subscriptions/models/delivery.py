@@ -63,6 +63,10 @@ class OutboundEmail(models.Model):
     # When the retry after a transient error is due; None while no retry waits. Until it
     # is overdue the sweeper leaves the row to the retry's own task, whatever the backoff.
     next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # When the sweeper last handed the row to the broker (empty: only when it was
+    # queued): it hands a row again only if that was long ago, so a long queue is not
+    # flooded with duplicates.
+    enqueued_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
