@@ -26,6 +26,9 @@ from bench.signup import UNLIMITED
 # (a request that takes longer delays only its own thread's next one).
 PACED_SIGNUPS = """
 import http.client, json, sys, threading, time
+from subscriptions.bot_traps import make_form_token
+# As if each reader's form was rendered a few seconds before they sent it.
+rendered_at = time.time() - 10
 host, port, rate, seconds, threads = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), \\
     float(sys.argv[4]), 16
 total = int(rate * seconds)
@@ -37,7 +40,8 @@ def run(offset):
         delay = start + i / rate - time.time()
         if delay > 0:
             time.sleep(delay)
-        body = json.dumps({"email": f"latency-{i}@example.org", "newsletters": ["daily-digest"]})
+        body = json.dumps({"email": f"latency-{i}@example.org", "newsletters": ["daily-digest"],
+                           "form_token": make_form_token(rendered_at=rendered_at)})
         connection.request("POST", "/api/v1/subscriptions", body,
                            {"Content-Type": "application/json"})
         response = connection.getresponse()

@@ -217,10 +217,16 @@ def main() -> int:
                 log=PEER_LOG,
             ) as peer_base,
         ):
-            scripts = signup.write_scripts(folder, base)
+            scripts = signup.write_scripts(folder, base, seconds=max(options.seconds, 3))
+            # django-newsletter's form takes no token of ours; its scripts read a pool
+            # they ignore.
+            unused = signup.token_pools(folder, ["peer"], 1)["peer"]
             for prefix in ("warmpeer", "peer"):
                 scripts[prefix] = signup.write_lua(
-                    folder / f"{prefix}.lua", prefix=prefix, **subscribe_request(peer_base)
+                    folder / f"{prefix}.lua",
+                    prefix=prefix,
+                    tokens=unused,
+                    **subscribe_request(peer_base),
                 )
             peer_url = f"{peer_base}{SUBSCRIBE_PATH}"
             signup.warm_up(base, scripts)

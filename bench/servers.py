@@ -76,16 +76,17 @@ def main() -> int:
             ) as base:
                 folder = Path(scratch) / str(number)
                 folder.mkdir()
+                kinds = ("warm", "insert", "api")
+                tokens = signup.token_pools(folder, list(kinds), options.seconds)
                 scripts = {
                     kind: signup.write_lua(
                         folder / f"{kind}.lua",
                         prefix=f"s{number}{kind}",
-                        headers='{["Content-Type"] = "application/json"}',
-                        body='string.format(\'{"email": "%s", "newsletters": ["'
-                        + signup.NEWSLETTER
-                        + "\"]}', email)",
+                        headers=signup.JSON_HEADERS,
+                        body=signup.API_BODY,
+                        tokens=tokens[kind],
                     )
-                    for kind in ("warm", "insert", "api")
+                    for kind in kinds
                 }
                 harness.wrk(
                     "warm-up",

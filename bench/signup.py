@@ -12,7 +12,6 @@ queued confirmation email.
 import re
 import sys
 import tempfile
-import time
 import urllib.request
 from pathlib import Path
 
@@ -26,20 +25,30 @@ UNLIMITED = {
     f"RATE_LIMIT_{name}": "100000000/h" for name in ("FORM_IP", "FORM_EMAIL", "API_IP", "API_EMAIL")
 }
 
-# wrk runs this in each of its threads: a new address per request.
+# wrk runs this in each of its threads: a new address per request, each with a form token
+# of its own (a token serves one address), from a pool signed before the run; each thread
+# takes every WRK_THREADS-th one.
+WRK_THREADS = 2
 LUA = """
 local counter = 0
 local threads = 0
+local tokens = {}
 function setup(thread)
   thread:set("tid", threads)
   threads = threads + 1
 end
+function init(args)
+  for line in io.lines("{tokens}") do tokens[#tokens + 1] = line end
+end
 function request()
   counter = counter + 1
   local email = string.format("%s-%d-%d@example.org", "{prefix}", tid, counter)
+  local token = tokens[(counter * WRK_THREADS + tid) % #tokens + 1]
   return wrk.format("POST", nil, {headers}, {body})
 end
-"""
+""".replace("WRK_THREADS", str(WRK_THREADS))
+# Requests a second no run here comes near, for the size of each script's token pool.
+MAX_REQUESTS_PER_SECOND = 4000
 
 
 def main() -> int:
@@ -52,7 +61,7 @@ def main() -> int:
         tempfile.TemporaryDirectory(prefix="bench-signup-") as scratch,
         harness.gunicorn(**UNLIMITED) as base,
     ):
-        scripts = write_scripts(Path(scratch), base)
+        scripts = write_scripts(Path(scratch), base, seconds=max(options.seconds, 3))
         warm_up(base, scripts)
         first = load_baseline("one-insert view (baseline)", base, scripts["base1"], **load)
         statement = harness.wrk(
@@ -104,17 +113,54 @@ def prepare_database() -> None:
     )
 
 
-def write_scripts(folder: Path, base: str) -> dict[str, Path]:
+API_BODY = (
+    'string.format(\'{"email": "%s", "newsletters": ["'
+    + NEWSLETTER
+    + '"], "form_token": "%s"}\', email, token)'
+)
+JSON_HEADERS = '{["Content-Type"] = "application/json"}'
+
+
+def write_scripts(folder: Path, base: str, *, seconds: int) -> dict[str, Path]:
     """wrk's Lua scripts for the warm-up, the two baseline runs, the API and the form,
-    each with its own address prefix (the form's reads its tokens from `base`)."""
-    api_body = 'string.format(\'{"email": "%s", "newsletters": ["' + NEWSLETTER + "\"]}', email)"
-    json_headers = '{["Content-Type"] = "application/json"}'
+    each with its own address prefix and token pool (the form's reads its CSRF token
+    from `base`)."""
+    tokens = token_pools(folder, ["warm", "base1", "statement", "api", "base2", "form"], seconds)
     scripts = {
-        name: write_lua(folder / f"{name}.lua", prefix=name, headers=json_headers, body=api_body)
+        name: write_lua(
+            folder / f"{name}.lua",
+            prefix=name,
+            headers=JSON_HEADERS,
+            body=API_BODY,
+            tokens=tokens[name],
+        )
         for name in ("warm", "base1", "statement", "api", "base2")
     }
-    scripts["form"] = write_lua(folder / "form.lua", prefix="form", **form_request(base))
+    scripts["form"] = write_lua(
+        folder / "form.lua", prefix="form", tokens=tokens["form"], **form_request(base)
+    )
     return scripts
+
+
+def token_pools(folder: Path, names: list[str], seconds: int) -> dict[str, Path]:
+    """A file of form tokens per script, signed with the bench settings' key as if each
+    form had been rendered ten seconds before the run (past SIGNUP_FORM_MIN_SECONDS,
+    far inside its max age)."""
+    count = max(20_000, MAX_REQUESTS_PER_SECOND * seconds)
+    paths = {name: folder / f"{name}.tokens" for name in names}
+    harness.django(
+        "import sys, time\n"
+        "from subscriptions.bot_traps import make_form_token\n"
+        "rendered_at = time.time() - 10\n"
+        "count = int(sys.argv[1])\n"
+        "for path in sys.argv[2:]:\n"
+        "    with open(path, 'w') as pool:\n"
+        "        pool.write('\\n'.join(make_form_token(rendered_at=rendered_at) "
+        "for _ in range(count)))\n",
+        str(count),
+        *map(str, paths.values()),
+    )
+    return paths
 
 
 def warm_up(base: str, scripts: dict[str, Path]) -> None:
@@ -183,30 +229,28 @@ def check_app(
     return problems
 
 
-def write_lua(path: Path, *, prefix: str, headers: str, body: str) -> Path:
+def write_lua(path: Path, *, prefix: str, headers: str, body: str, tokens: Path) -> Path:
     path.write_text(
-        LUA.replace("{prefix}", prefix).replace("{headers}", headers).replace("{body}", body)
+        LUA.replace("{prefix}", prefix)
+        .replace("{headers}", headers)
+        .replace("{body}", body)
+        .replace("{tokens}", str(tokens))
     )
     return path
 
 
 def form_request(base: str) -> dict[str, str]:
-    """The HTML form's headers and body: a CSRF cookie and token and a signed render
-    time, read from the article page as a browser would, then left to age past
-    SIGNUP_FORM_MIN_SECONDS (one token serves every request, as for a reader who
-    submits many times)."""
+    """The HTML form's headers and body: a CSRF cookie and token read from the article
+    page as a browser would (one serves every request), and a form token per request
+    from the pool."""
     with urllib.request.urlopen(f"{base}/") as response:  # noqa: S310 - loopback
         page = response.read().decode()
         cookie = response.headers.get_all("Set-Cookie") or []
     csrf_cookie = next(c.split(";")[0] for c in cookie if c.startswith("csrftoken="))
-    fields = {
-        name: re.search(rf'name="{name}" value="([^"]*)"', page).group(1)
-        for name in ("csrfmiddlewaretoken", "form_token")
-    }
-    time.sleep(2.5)
+    csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]*)"', page).group(1)
     body = (
-        f"'csrfmiddlewaretoken={fields['csrfmiddlewaretoken']}&form_token={fields['form_token']}"
-        f"&newsletters={NEWSLETTER}&website=&email=' .. email"
+        f"'csrfmiddlewaretoken={csrf}&newsletters={NEWSLETTER}&website=&form_token=' .. token "
+        "..  '&email=' .. email"
     )
     headers = (
         f'{{["Content-Type"] = "application/x-www-form-urlencoded", ["Cookie"] = "{csrf_cookie}"}}'

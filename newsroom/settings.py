@@ -6,6 +6,7 @@ eager Celery when no Redis is configured, and a browsable local outbox for email
 """
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import environ
 
@@ -375,23 +376,30 @@ RATE_LIMIT_REDIS_URL = env.str("RATE_LIMIT_REDIS_URL", default=REDIS_URL)
 # RATE_LIMIT_REDIS_URL is a node of a Redis Cluster (any one; the client finds the rest),
 # reached through redis-py's cluster client. A cluster has only database 0.
 RATE_LIMIT_REDIS_CLUSTER = env.bool("RATE_LIMIT_REDIS_CLUSTER", default=False)
-# Bot trap: the form carries a signed render time; a submission faster than this, or
-# older than the max age (cached pages included), is treated as a bot.
+# Bot trap: every sign-up carries a signed form token; one sent sooner than this after the
+# form was rendered, or later than the max age, or already used for another address, may
+# not be a person: nothing is stored and the reader confirms on a second step. An hour:
+# long enough to read an article before signing up, short enough that a harvested token
+# is soon worthless (and it serves one address anyway).
 SIGNUP_FORM_MIN_SECONDS = env.float("SIGNUP_FORM_MIN_SECONDS", default=2.0)
-SIGNUP_FORM_MAX_AGE_SECONDS = env.int("SIGNUP_FORM_MAX_AGE_SECONDS", default=2 * 86400)
+SIGNUP_FORM_MAX_AGE_SECONDS = env.int("SIGNUP_FORM_MAX_AGE_SECONDS", default=3600)
 # Optional challenge: "" (off), "turnstile" or "hcaptcha".
 SIGNUP_CHALLENGE = env.str("SIGNUP_CHALLENGE", default="")
 SIGNUP_CHALLENGE_SITE_KEY = env.str("SIGNUP_CHALLENGE_SITE_KEY", default="")
 SIGNUP_CHALLENGE_SECRET_KEY = env.str("SIGNUP_CHALLENGE_SECRET_KEY", default="")
-# Override only to point at a stand-in in tests.
+# Override only to point at a stand-in in tests (the real ones need the internet).
 SIGNUP_CHALLENGE_VERIFY_URL = env.str("SIGNUP_CHALLENGE_VERIFY_URL", default="")
+SIGNUP_CHALLENGE_SCRIPT_URL = env.str("SIGNUP_CHALLENGE_SCRIPT_URL", default="")
 _CHALLENGE_ORIGINS = {
     "turnstile": ["https://challenges.cloudflare.com"],
     "hcaptcha": ["https://hcaptcha.com", "https://*.hcaptcha.com"],
 }
+_challenge_origins = _CHALLENGE_ORIGINS.get(SIGNUP_CHALLENGE.strip().lower(), [])
+if SIGNUP_CHALLENGE_SCRIPT_URL:
+    _challenge_origins = ["{0.scheme}://{0.netloc}".format(urlsplit(SIGNUP_CHALLENGE_SCRIPT_URL))]
 for _directive in ("script-src", "frame-src", "connect-src", "style-src"):
     CONTENT_SECURITY_POLICY["DIRECTIVES"].setdefault(_directive, ["'self'"]).extend(
-        _CHALLENGE_ORIGINS.get(SIGNUP_CHALLENGE.strip().lower(), [])
+        _challenge_origins
     )
 # Refuse addresses at known disposable-mail domains (the disposable-email-domains list).
 BLOCK_DISPOSABLE_EMAIL_DOMAINS = env.bool("BLOCK_DISPOSABLE_EMAIL_DOMAINS", default=False)

@@ -6,14 +6,15 @@ import json
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, JsonResponse
-from django.utils.cache import patch_cache_control
+from django.utils.cache import add_never_cache_headers, patch_cache_control
 from django.utils.translation import gettext
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from subscriptions import goal_counter, languages, openapi, ratelimit
+from subscriptions.bot_traps import make_form_token
 from subscriptions.client import client_ip, client_network
-from subscriptions.forms import SignupForm
+from subscriptions.forms import CONFIRM_SIGNUP_MESSAGE, SignupForm, SignupOutcome
 from subscriptions.models import Subscription
 from subscriptions.ratelimit import RateLimited
 from subscriptions.views import SUCCESS_MESSAGE, mailbox_of, rate_limited_message
@@ -55,11 +56,22 @@ def _sign_up(
         limits.append(("api-email", mailbox))
     if (limited := _limited(limits)) is not None:
         return limited
-    form = SignupForm(data=payload, require_form_token=False, remote_ip=ip)
-    if form.is_valid() and form.submit(
-        request, source=Subscription.Source.API, caller_consent_text=True
-    ):
+    form = SignupForm(data=payload, remote_ip=ip)
+    outcome = SignupOutcome.INVALID
+    if form.is_valid():
+        outcome = form.submit(request, source=Subscription.Source.API, caller_consent_text=True)
+    if outcome is SignupOutcome.DONE:
         return JsonResponse({"status": "pending", "message": SUCCESS_MESSAGE}, status=202)
+    if outcome is SignupOutcome.CONFIRM:
+        # Nothing was stored. Our script shows the message and sends again, with the
+        # fresh token, when the reader presses the button.
+        return JsonResponse(
+            {
+                "errors": {"form_token": [str(CONFIRM_SIGNUP_MESSAGE)]},
+                "form_token": make_form_token(),
+            },
+            status=400,
+        )
     errors = {
         field: [error["message"] for error in field_errors]
         for field, field_errors in form.errors.get_json_data().items()
@@ -78,6 +90,23 @@ def _limited(limits: list[tuple[str, str]]) -> JsonResponse | None:
 def _rate_limited(exc: RateLimited) -> JsonResponse:
     response = _error("__all__", rate_limited_message(exc.retry_after), status=429)
     response["Retry-After"] = str(exc.retry_after)
+    return response
+
+
+# GET only and cookie-free: CSRF has nothing to protect, and exempting it lets any other
+# method get its honest 405.
+@csrf_exempt
+@require_GET
+def form_token(request: HttpRequest) -> JsonResponse:
+    """A fresh form token for a sign-up form that is not on our pages (`signup.js`
+    asks for one when it renders an embed; another site's server may pass one to its
+    own form). Public and cookie-free, so open to every origin; never cached, since each
+    token serves one address."""
+    response = JsonResponse(
+        {"form_token": make_form_token(), "min_seconds": settings.SIGNUP_FORM_MIN_SECONDS}
+    )
+    add_never_cache_headers(response)
+    response["Access-Control-Allow-Origin"] = "*"
     return response
 
 

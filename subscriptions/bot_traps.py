@@ -1,13 +1,41 @@
-"""Traps that catch bots without a real reader noticing: a honeypot field (in the
-form) and a signed render time. A trapped bot gets the normal success answer, so it
-learns nothing, and nothing is stored or sent."""
+"""Traps that tell a bot from a reader without a reader noticing: a honeypot field (in
+the form) and a signed form token that every public way in carries (our pages' forms,
+the embeds through `signup.js`, the JSON API).
 
+The token records when the form was rendered and a one-off nonce. A sign-up with it is
+accepted only if it came at least SIGNUP_FORM_MIN_SECONDS after the render (a person
+typing an address; a script posting at once) and within SIGNUP_FORM_MAX_AGE_SECONDS,
+and a token serves one mailbox: the first sign-up binds it, so a token harvested from a
+page cannot sign up a list of addresses. The same mailbox may send it again (a double
+click, a retry).
+
+Only a filled honeypot is answered as if it worked (nothing stored, nothing sent): no
+person fills a field they cannot see. Anything else the token says (missing, too fast,
+too old, used for another address) may be a person (autofill and Enter, a tab left open
+overnight), so they get a visible second step with a fresh token rather than a false
+"we've sent you an email".
+"""
+
+import hashlib
+import logging
+import secrets
+import threading
 import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from enum import Enum
+from functools import lru_cache
 
+import redis
 from django.conf import settings
 from django.core import signing
 
+from subscriptions.redis_store import redis_client
+
+logger = logging.getLogger(__name__)
+
 _RENDER_TIME_SALT = "subscriptions.bot_traps.form_token"
+_USED_KEY = "signup-token:"
 
 
 def _now() -> float:
@@ -15,21 +43,119 @@ def _now() -> float:
     return time.time()
 
 
+class TokenVerdict(Enum):
+    HUMAN = "human"
+    # No token, a token we did not sign, one of another shape: maybe a bot, maybe a
+    # page cached from before.
+    MISSING = "missing"
+    TOO_FAST = "too_fast"
+    TOO_OLD = "too_old"
+
+
+@dataclass(frozen=True)
+class FormToken:
+    rendered_at: float
+    nonce: str
+
+
 def make_form_token(*, rendered_at: float | None = None) -> str:
-    """A signed record of when the form was rendered, for a hidden field."""
-    return signing.dumps(
-        int(rendered_at if rendered_at is not None else _now()), salt=_RENDER_TIME_SALT
-    )
+    """A signed record of when the form was rendered, with a nonce, for a hidden field."""
+    payload = {
+        "t": int(rendered_at if rendered_at is not None else _now()),
+        "n": secrets.token_urlsafe(12),
+    }
+    return signing.dumps(payload, salt=_RENDER_TIME_SALT)
+
+
+def read_form_token(token: object) -> FormToken | None:
+    """The token's content if we signed it, else None."""
+    if not isinstance(token, str) or not token:
+        return None
+    try:
+        payload = signing.loads(token, salt=_RENDER_TIME_SALT)
+        return FormToken(rendered_at=float(int(payload["t"])), nonce=str(payload["n"]))
+    except (signing.BadSignature, KeyError, TypeError, ValueError):
+        return None
+
+
+def judge_form_token(token: object) -> TokenVerdict:
+    """Whether the form was rendered by us, long enough ago for a person to type an
+    address, and not so long ago that the token was harvested for replay."""
+    read = read_form_token(token)
+    if read is None:
+        return TokenVerdict.MISSING
+    age = _now() - read.rendered_at
+    if age < settings.SIGNUP_FORM_MIN_SECONDS:
+        # A render time in the future is a forgery or a clock gone wrong: not human.
+        return TokenVerdict.TOO_FAST
+    if age > settings.SIGNUP_FORM_MAX_AGE_SECONDS:
+        return TokenVerdict.TOO_OLD
+    return TokenVerdict.HUMAN
 
 
 def form_token_looks_human(token: object) -> bool:
-    """True if the form was rendered by us, long enough ago for a person to type an
-    address, and not so long ago that the token was harvested for replay."""
-    if not isinstance(token, str) or not token:
+    return judge_form_token(token) is TokenVerdict.HUMAN
+
+
+def use_form_token(token: str, *, mailbox: str) -> bool:
+    """Bind a human-looking token to the mailbox it signs up; False if it is bound to
+    another already. Kept as long as the token lives, in the Redis the rate limits use
+    (in-process without one). If that Redis fails the check is let through, logged:
+    the time trap and the rate limits still stand."""
+    read = read_form_token(token)
+    if read is None:
         return False
-    try:
-        rendered_at = int(signing.loads(token, salt=_RENDER_TIME_SALT))
-    except (signing.BadSignature, TypeError, ValueError):
-        return False
-    age = _now() - rendered_at
-    return settings.SIGNUP_FORM_MIN_SECONDS <= age <= settings.SIGNUP_FORM_MAX_AGE_SECONDS
+    digest = hashlib.sha256(mailbox.encode()).hexdigest()[:32]
+    return _store().bind(read.nonce, digest, ttl=int(settings.SIGNUP_FORM_MAX_AGE_SECONDS) + 60)
+
+
+class _RedisUsedTokens:
+    def __init__(self, url: str) -> None:
+        self._client = redis_client(url)
+
+    def bind(self, nonce: str, digest: str, *, ttl: int) -> bool:
+        key = _USED_KEY + nonce
+        try:
+            if self._client.set(key, digest, nx=True, ex=ttl):
+                return True
+            return self._client.get(key) == digest
+        except redis.RedisError:
+            logger.warning("form token not checked for reuse: Redis unavailable", exc_info=True)
+            return True
+
+
+class _LocalUsedTokens:
+    """The same for one process, when there is no Redis (the embedded set-up)."""
+
+    # Far more than a single-machine site signs up within a token's lifetime.
+    _CAPACITY = 100_000
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._bound: OrderedDict[str, tuple[str, float]] = OrderedDict()
+
+    def bind(self, nonce: str, digest: str, *, ttl: int) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            while self._bound and (
+                len(self._bound) >= self._CAPACITY or next(iter(self._bound.values()))[1] < now
+            ):
+                self._bound.popitem(last=False)
+            bound = self._bound.get(nonce)
+            if bound is not None and bound[1] >= now:
+                return bound[0] == digest
+            self._bound[nonce] = (digest, now + ttl)
+            return True
+
+    def clear(self) -> None:
+        with self._lock:
+            self._bound.clear()
+
+
+@lru_cache(maxsize=4)
+def _store_for(redis_url: str) -> _RedisUsedTokens | _LocalUsedTokens:
+    return _RedisUsedTokens(redis_url) if redis_url else _LocalUsedTokens()
+
+
+def _store() -> _RedisUsedTokens | _LocalUsedTokens:
+    return _store_for(settings.RATE_LIMIT_REDIS_URL)

@@ -2,7 +2,7 @@
 
 A challenge is a widget on the form and a server-side check of the answer it posts,
 behind one small interface, `Challenge`: the form asks `verify(response, remote_ip=...)`
-and the templates read `script_url`, `widget_class` and `site_key`. Cloudflare
+and the templates read `script_url`, `widget_class`, `js_global` and `site_key`. Cloudflare
 Turnstile and hCaptcha both check an answer with a POST to a siteverify endpoint, so
 `SiteverifyChallenge` holds that mechanism and each provider is a small subclass.
 """
@@ -23,13 +23,21 @@ class Challenge(ABC):
     name: ClassVar[str]
     # The form field the widget posts its answer in.
     response_field: ClassVar[str]
-    # The provider's script, and the class of the element it renders the widget into.
-    script_url: ClassVar[str]
+    # The provider's script, the class of the element it renders the widget into, and
+    # the global its script defines (an embed inserted after the script loaded asks it
+    # to render the widget).
+    provider_script_url: ClassVar[str]
     widget_class: ClassVar[str]
+    js_global: ClassVar[str]
 
     @property
     def site_key(self) -> str:
         return settings.SIGNUP_CHALLENGE_SITE_KEY
+
+    @property
+    def script_url(self) -> str:
+        # Overridden only to point at a stand-in (the real ones need the internet).
+        return settings.SIGNUP_CHALLENGE_SCRIPT_URL or self.provider_script_url
 
     @abstractmethod
     def verify(self, response: object, *, remote_ip: str | None) -> bool:
@@ -77,8 +85,9 @@ class Turnstile(SiteverifyChallenge):
 
     name = "turnstile"
     response_field = "cf-turnstile-response"
-    script_url = "https://challenges.cloudflare.com/turnstile/v0/api.js"
+    provider_script_url = "https://challenges.cloudflare.com/turnstile/v0/api.js"
     widget_class = "cf-turnstile"
+    js_global = "turnstile"
     verify_url = "https://challenges.cloudflare.com/turnstile/v0/siteverify"
 
 
@@ -87,8 +96,9 @@ class HCaptcha(SiteverifyChallenge):
 
     name = "hcaptcha"
     response_field = "h-captcha-response"
-    script_url = "https://js.hcaptcha.com/1/api.js"
+    provider_script_url = "https://js.hcaptcha.com/1/api.js"
     widget_class = "h-captcha"
+    js_global = "hcaptcha"
     verify_url = "https://api.hcaptcha.com/siteverify"
 
     def verify_data(self, response: str, *, remote_ip: str | None) -> dict[str, str]:

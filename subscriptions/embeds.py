@@ -28,6 +28,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from subscriptions import languages, selectors
+from subscriptions.challenges import active_challenge
 from subscriptions.middleware import checks_form_body
 from subscriptions.models import Newsletter
 from subscriptions.templatetags.membership import banner_context
@@ -125,6 +126,9 @@ def _form_context(newsletters: list[Newsletter], language: str, *, inline: bool)
             languages.with_language(reverse("subscriptions:embed_signup"), language)
         ),
         "api": absolute(reverse("subscriptions:api_create_subscription")) if inline else "",
+        "token_url": absolute(reverse("subscriptions:api_form_token")) if inline else "",
+        # The plain-HTML form's reader meets the challenge on our page (second step).
+        "challenge": active_challenge() if inline else None,
     }
 
 
@@ -159,7 +163,7 @@ def embed_signup_form(request: HttpRequest) -> HttpResponse:
 @require_POST
 def embed_signup(request: HttpRequest) -> HttpResponse:
     """The embedded form's no-JavaScript path."""
-    return form_signup(request, require_form_token=False)
+    return form_signup(request)
 
 
 @require_GET

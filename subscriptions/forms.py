@@ -1,5 +1,7 @@
 """The sign-up form, shared by the HTML page and the JSON API so both validate alike."""
 
+from enum import Enum
+
 from django import forms
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest
@@ -15,6 +17,7 @@ from subscriptions.transitions import DEFAULT_CONSENT_TEXT, MAX_CONSENT_TEXT_LEN
 from subscriptions.validation import (
     INVALID_EMAIL_MESSAGE,
     MAX_EMAIL_LENGTH,
+    canonical_mailbox,
     check_domain_policy,
     normalize_email,
 )
@@ -55,6 +58,9 @@ def unknown_newsletter_error(exc: UnknownNewsletter) -> ValidationError:
 
 
 CHALLENGE_FAILED_MESSAGE = _("Please confirm you're not a robot and try again.")
+CONFIRM_SIGNUP_MESSAGE = _(
+    "One more step: we have not signed you up yet. Please press Subscribe again to confirm."
+)
 NOT_TEXT_MESSAGE = _("Send this field as a string.")
 
 
@@ -81,13 +87,21 @@ class OptionalTextField(forms.Field):
         return value
 
 
-class SignupForm(forms.Form):
-    """Validates a sign-up and decides whether it came from a bot.
+class SignupOutcome(Enum):
+    """What became of a sign-up, for the caller to answer."""
 
-    `require_form_token` is on for our own HTML form, which always carries the signed
-    render time; API callers on other sites may not have one, so for them it is checked
-    only when sent.
-    """
+    # Signed up, or a filled honeypot answered as if it had been (nothing stored).
+    DONE = "done"
+    # The form token says this may not be a person: ask them to confirm, with a fresh one.
+    CONFIRM = "confirm"
+    # A newsletter went away meanwhile: the form carries the error.
+    INVALID = "invalid"
+
+
+class SignupForm(forms.Form):
+    """Validates a sign-up and decides whether it came from a bot. Every public way in
+    (our pages' forms, the embeds, the JSON API) carries a signed form token; see
+    `bot_traps`."""
 
     # A bare Field: `normalize_email` alone judges the value, whatever its type, so
     # every bad address gets the one message the page promises.
@@ -108,13 +122,11 @@ class SignupForm(forms.Form):
     # The words another site showed next to its form (API only; our own form's are known).
     consent_text = OptionalTextField(max_length=MAX_CONSENT_TEXT_LENGTH)
 
-    def __init__(
-        self, *args: object, require_form_token: bool, remote_ip: str | None, **kwargs: object
-    ) -> None:
+    def __init__(self, *args: object, remote_ip: str | None, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
-        self.require_form_token = require_form_token
         self.remote_ip = remote_ip
         self.trapped = False
+        self.token_verdict = bot_traps.TokenVerdict.MISSING
 
     def clean_email(self) -> str:
         address = normalize_email(self.cleaned_data["email"])
@@ -123,35 +135,48 @@ class SignupForm(forms.Form):
 
     def clean(self) -> dict:
         data = super().clean()
-        token = data.get("form_token")
-        token_sent = isinstance(token, str) and token != ""
-        self.trapped = data.get("website") not in (None, "") or (
-            (self.require_form_token or token_sent) and not bot_traps.form_token_looks_human(token)
-        )
+        self.trapped = self.data.get("website") not in (None, "")
+        self.token_verdict = bot_traps.judge_form_token(data.get("form_token"))
         challenge = active_challenge()
-        if challenge is not None and not self.trapped:
+        # The second step asks for the challenge again, with the form; no call for a
+        # sign-up that is not going through now.
+        if challenge is not None and not self.trapped and self.token_is_human:
             response = self.data.get(challenge.response_field)
             if not challenge.verify(response, remote_ip=self.remote_ip):
                 raise ValidationError(CHALLENGE_FAILED_MESSAGE, code="challenge")
         return data
 
-    def submit(self, request: HttpRequest, *, source: str, caller_consent_text: bool) -> bool:
-        """Sign the reader up. A trapped bot gets the same answer from the caller, and
-        nothing is stored or sent. False, with the form's newsletters error, when a
-        newsletter was deleted in the second since it was looked up: nothing is stored.
+    @property
+    def token_is_human(self) -> bool:
+        return self.token_verdict is bot_traps.TokenVerdict.HUMAN
+
+    def submit(
+        self, request: HttpRequest, *, source: str, caller_consent_text: bool
+    ) -> SignupOutcome:
+        """Sign the reader up, once the form is valid. A trapped bot gets the same
+        answer from the caller, and nothing is stored or sent; a sign-up whose token
+        does not look human (or was used for another address) is not made, and the
+        caller asks the reader to confirm. INVALID, with the form's newsletters error,
+        when a newsletter was deleted in the second since it was looked up: nothing is
+        stored.
 
         `caller_consent_text`: record the `consent_text` the caller sent (another site's
         form, through the API) instead of the words our own form shows.
         """
         if self.trapped:
-            return True
+            return SignupOutcome.DONE
+        address = self.cleaned_data["email"]
+        if not self.token_is_human or not bot_traps.use_form_token(
+            self.cleaned_data["form_token"], mailbox=canonical_mailbox(address)
+        ):
+            return SignupOutcome.CONFIRM
         # The words in the language the reader saw them in.
         consent_text = str(DEFAULT_CONSENT_TEXT)
         if caller_consent_text and self.cleaned_data.get("consent_text"):
             consent_text = self.cleaned_data["consent_text"]
         try:
             services.subscribe(
-                email=self.cleaned_data["email"],
+                email=address,
                 newsletters=self.cleaned_data["newsletters"],
                 source=source,
                 consent=consent_from_request(
@@ -161,8 +186,8 @@ class SignupForm(forms.Form):
             )
         except UnknownNewsletter as exc:
             self.add_error("newsletters", unknown_newsletter_error(exc))
-            return False
-        return True
+            return SignupOutcome.INVALID
+        return SignupOutcome.DONE
 
 
 class PreferencesForm(forms.Form):

@@ -21,6 +21,7 @@ class Namespace:
 
     OUTBOUND_EMAIL = 0x6F757462  # "outb"
     SUBSCRIBER_IMPORT = 0x696D7074  # "impt"
+    CONFIRMATION_MAILBOX = 0x6D626F78  # "mbox"
 
 
 @contextmanager
@@ -37,6 +38,16 @@ def lease(namespace: int, key: int) -> Iterator[bool]:
     finally:
         if held:
             release(namespace, key)
+
+
+def hold_until_commit(namespace: int, key: int) -> None:
+    """Wait for, then hold, the (namespace, key) lock until the caller's transaction
+    ends: for work on something no row stands for (a mailbox several subscribers share).
+    A no-op outside PostgreSQL, where SQLite's one writer at a time serialises anyway."""
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [namespace, folded_key(key)])
 
 
 def folded_key(key: int) -> int:

@@ -23,7 +23,14 @@ _ERRORS = {
             "type": "object",
             "description": 'Messages per field; "__all__" for the request as a whole.',
             "additionalProperties": {"type": "array", "items": {"type": "string"}},
-        }
+        },
+        "form_token": {
+            "type": "string",
+            "description": "Only with an error on `form_token`: nothing was signed up, "
+            "because the token was missing, sent too soon after the form was shown, too "
+            "old, or used for another address. Show the message and send again with this "
+            "token when the reader confirms.",
+        },
     },
     "example": {"errors": {"email": ["Please, enter correct email address"]}},
 }
@@ -42,7 +49,7 @@ def _error_response(description: str, headers: dict | None = None) -> dict[str, 
 def _signup_request() -> dict[str, Any]:
     return {
         "type": "object",
-        "required": ["email", "newsletters"],
+        "required": ["email", "newsletters", "form_token"],
         "properties": {
             "email": {
                 "type": "string",
@@ -63,8 +70,9 @@ def _signup_request() -> dict[str, Any]:
                 "description": "The page the form was shown on, kept as proof of consent.",
             },
             "form_token": {
-                "type": ["string", "null"],
-                "description": "The signed render time from our own form; checked when sent.",
+                "type": "string",
+                "description": "From GET /api/v1/form-token, fetched when the form is shown. "
+                "Good for one address, from `min_seconds` after it was issued to an hour.",
             },
             "consent_text": {
                 "type": ["string", "null"],
@@ -134,7 +142,8 @@ def api_description() -> dict[str, Any]:
                         },
                         "400": _error_response(
                             "Invalid input: not a JSON object, a bad address, an unknown "
-                            "newsletter, a failed challenge."
+                            "newsletter, a failed challenge; or a form token that may not "
+                            "be a person's (then with a fresh `form_token`)."
                         ),
                         "413": _error_response("The request body is too large."),
                         "429": _error_response(
@@ -146,6 +155,24 @@ def api_description() -> dict[str, Any]:
                                 }
                             },
                         ),
+                    },
+                }
+            },
+            "/api/v1/form-token": {
+                "get": {
+                    "operationId": "getFormToken",
+                    "summary": "A fresh form token for a sign-up form",
+                    "description": "Fetch one when the form is shown (never cache it): "
+                    "the sign-up must come at least `min_seconds` later.",
+                    "responses": {
+                        "200": {
+                            "description": "A token good for one address for an hour.",
+                            "content": {
+                                "application/json": {
+                                    "schema": {"$ref": "#/components/schemas/FormToken"}
+                                }
+                            },
+                        }
                     },
                 }
             },
@@ -162,6 +189,15 @@ def api_description() -> dict[str, Any]:
                     },
                 },
                 "Errors": _ERRORS,
+                "FormToken": {
+                    "type": "object",
+                    "required": ["form_token", "min_seconds"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "form_token": {"type": "string"},
+                        "min_seconds": {"type": "number", "minimum": 0},
+                    },
+                },
             }
         },
     }

@@ -30,10 +30,15 @@ def queue_email(
     subscriber: Subscriber,
     subscriptions: Sequence[Subscription],
     now: datetime,
+    mailbox_key: str = "",
 ) -> OutboundEmail:
     """Write an outbox row and enqueue its task once the transaction commits."""
     outbound = OutboundEmail.objects.create(
-        kind=kind, to_email=subscriber.email, subscriber=subscriber, created_at=now
+        kind=kind,
+        to_email=subscriber.email,
+        subscriber=subscriber,
+        created_at=now,
+        mailbox_key=mailbox_key,
     )
     outbound.subscriptions.add(*subscriptions)
     transaction.on_commit(partial(enqueue, outbound.pk), robust=True)

@@ -16,10 +16,12 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
-from subscriptions import first_signup, languages, outbox, signup_lookups, suppression
+from subscriptions import first_signup, languages, leases, outbox, signup_lookups, suppression
 from subscriptions.exceptions import AddressErased, UnknownNewsletter
+from subscriptions.leases import Namespace
 from subscriptions.models import (
     ConsentRecord,
     Newsletter,
@@ -37,7 +39,7 @@ from subscriptions.transitions import (
     log_event,
     record_consent,
 )
-from subscriptions.validation import normalize_email
+from subscriptions.validation import mailbox_key, normalize_email
 
 Status = Subscription.Status
 Event = SubscriptionEvent.Kind
@@ -250,16 +252,16 @@ def resend_confirmation(*, subscription_ids: Iterable[int], actor: str) -> int |
     Returns the outbox id, or None when nothing is pending or the cap said no.
     """
     now = timezone.now()
+    # Read once: a generator would be empty the second time.
+    wanted = list(subscription_ids)
     with transaction.atomic():
         subscriber_ids = set(
-            Subscription.objects.filter(pk__in=list(subscription_ids)).values_list(
-                "subscriber_id", flat=True
-            )
+            Subscription.objects.filter(pk__in=wanted).values_list("subscriber_id", flat=True)
         )
         lock_subscribers(subscriber_ids)
         pending = list(
             Subscription.objects.select_related("subscriber").filter(
-                pk__in=list(subscription_ids), status=Status.PENDING
+                pk__in=wanted, status=Status.PENDING
             )
         )
         if not pending or len(subscriber_ids) != 1:
@@ -387,7 +389,8 @@ def _queue_confirmation_email(
     Two caps: a re-submission asking only for what the latest email (sent within
     CONFIRMATION_EMAIL_MIN_INTERVAL_SECONDS) already covers sends nothing new, while a
     sign-up to another newsletter does get its email; and no address gets more than
-    CONFIRMATION_EMAILS_PER_DAY, whoever asks (subscription bombing). Each email
+    CONFIRMATION_EMAILS_PER_DAY to one mailbox (its address's variants included), whoever
+    asks and through whichever way in (subscription bombing). Each email
     covers all that is pending, so a sign-up the daily cap held back is confirmed by
     the next email the reader gets. Called with the subscriber row locked, so the
     counts below cannot race.
@@ -395,13 +398,16 @@ def _queue_confirmation_email(
     if suppression.is_suppressed(subscriber.email, confirmation=True):
         _log_not_sent(subscriptions, Event.EMAIL_SUPPRESSED, actor, now, {"kind": "confirmation"})
         return None
-    recent = OutboundEmail.objects.filter(
-        subscriber=subscriber,
-        kind=OutboundEmail.Kind.CONFIRMATION,
-        created_at__gte=now - timedelta(days=1),
-    ).order_by("-created_at", "-pk")
-    sent_last_24h = recent.count()
-    latest = recent.first()
+    mailbox = mailbox_key(subscriber.email)
+    # Other subscribers share the mailbox ("ann+1@", "a.nn@gmail"): their sign-ups
+    # queue behind this one, so the count below cannot race theirs.
+    leases.hold_until_commit(Namespace.CONFIRMATION_MAILBOX, int(mailbox[:8], 16))
+    day = OutboundEmail.objects.filter(
+        kind=OutboundEmail.Kind.CONFIRMATION, created_at__gte=now - timedelta(days=1)
+    )
+    # An import's confirmations carry no mailbox key: they count for their subscriber.
+    sent_last_24h = day.filter(Q(mailbox_key=mailbox) | Q(subscriber=subscriber)).count()
+    latest = day.filter(subscriber=subscriber).order_by("-created_at", "-pk").first()
     min_interval = timedelta(seconds=settings.CONFIRMATION_EMAIL_MIN_INTERVAL_SECONDS)
     asked_again_for_the_same = (
         latest is not None
@@ -421,6 +427,7 @@ def _queue_confirmation_email(
         subscriber=subscriber,
         subscriptions=pending,
         now=now,
+        mailbox_key=mailbox,
     )
     for subscription in pending:
         log_event(

@@ -21,6 +21,7 @@ urlpatterns = [
     path("preferences/<str:token>/privacy/", views.privacy_request, name="privacy_request"),
     path("privacy/<str:token>/", views.privacy_confirm, name="privacy"),
     path("api/v1/subscriptions", api.create_subscription, name="api_create_subscription"),
+    path("api/v1/form-token", api.form_token, name="api_form_token"),
     path("api/v1/goal", api.goal, name="api_goal"),
     path("api/schema/", api.schema, name="api_schema"),
     path("webhooks/stripe/", stripe_webhook.stripe_webhook, name="stripe_webhook"),

@@ -5,6 +5,7 @@ rules around it: one error message, a hard length cap before any parsing, no con
 characters, and the stored form (IDNA domain, local part as typed).
 """
 
+import hashlib
 import sys
 import unicodedata
 from collections.abc import Callable
@@ -143,6 +144,13 @@ def canonical_mailbox(address: str) -> str:
     if domain in _GMAIL_DOMAINS:
         local, domain = local.replace(".", ""), "gmail.com"
     return f"{local}@{domain}"
+
+
+def mailbox_key(address: str) -> str:
+    """What a confirmation email records of the mailbox it goes to, so the daily cap
+    counts per mailbox whichever variant of the address was typed: a hash of the
+    canonical mailbox (the outbox keeps no second copy of the address)."""
+    return hashlib.sha256(canonical_mailbox(address).encode()).hexdigest()[:32]
 
 
 def _has_control_or_space(candidate: str) -> bool:

@@ -13,7 +13,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from subscriptions import languages, privacy, ratelimit, selectors, services
 from subscriptions.client import client_ip, client_network, consent_from_request
 from subscriptions.exceptions import TokenExpired, TokenInvalid
-from subscriptions.forms import PreferencesForm, SignupForm
+from subscriptions.forms import PreferencesForm, SignupForm, SignupOutcome
 from subscriptions.middleware import checks_form_body
 from subscriptions.models import Newsletter, Subscriber, Subscription
 from subscriptions.privacy import PrivacyAction
@@ -95,12 +95,13 @@ def rate_limited_message(retry_after: int) -> str:
 @require_POST
 def signup(request: HttpRequest) -> HttpResponse:
     """The no-JavaScript path: POST, then redirect to the thank-you page."""
-    return form_signup(request, require_form_token=True)
+    return form_signup(request)
 
 
-def form_signup(request: HttpRequest, *, require_form_token: bool) -> HttpResponse:
-    """Sign up from an HTML form post: our own pages' form, or an embedded one on
-    another site (which cannot carry our signed render time)."""
+def form_signup(request: HttpRequest) -> HttpResponse:
+    """Sign up from an HTML form post: our own pages' form, or the plain-HTML embed on
+    another site (which cannot carry a fresh form token, so its reader confirms on our
+    page first)."""
     ip = client_ip(request)
     # Both limits in one round trip, before the form reads the database (or asks a
     # challenge provider): the client's, and the mailbox's when the address is one.
@@ -118,11 +119,24 @@ def form_signup(request: HttpRequest, *, require_form_token: bool) -> HttpRespon
         )
         response["Retry-After"] = str(exc.retry_after)
         return response
-    form = SignupForm(request.POST, require_form_token=require_form_token, remote_ip=ip)
-    if not (
-        form.is_valid()
-        and form.submit(request, source=Subscription.Source.FORM, caller_consent_text=False)
-    ):
+    form = SignupForm(request.POST, remote_ip=ip)
+    outcome = SignupOutcome.INVALID
+    if form.is_valid():
+        outcome = form.submit(request, source=Subscription.Source.FORM, caller_consent_text=False)
+    if outcome is SignupOutcome.CONFIRM:
+        # Nothing was stored: the reader confirms, with a fresh token.
+        return render(
+            request,
+            "subscriptions/signup_confirm.html",
+            {
+                "form": form,
+                "newsletters": form.cleaned_data["newsletters"],
+                "action": languages.with_language(
+                    reverse("subscriptions:signup"), languages.requested(request)
+                ),
+            },
+        )
+    if outcome is SignupOutcome.INVALID:
         return render(
             request,
             "subscriptions/signup_error.html",

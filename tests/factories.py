@@ -39,3 +39,11 @@ class SubscriptionFactory(factory.django.DjangoModelFactory):
 def human_form_token(seconds_ago: float = 30) -> str:
     """The signed render time a real form carries, as if rendered that long ago."""
     return make_form_token(rendered_at=time.time() - seconds_ago)
+
+
+def with_form_token(payload: object) -> object:
+    """A JSON API body as our script sends it: with a fresh form token, unless the
+    body brings its own (or is no object at all)."""
+    if not isinstance(payload, dict):
+        return payload
+    return {"form_token": human_form_token(), **payload}

@@ -27,7 +27,12 @@ from subscriptions.models import (
     SubscriptionEvent,
 )
 from subscriptions.services import ConsentContext
-from tests.factories import NewsletterFactory, SubscriberFactory, SubscriptionFactory
+from tests.factories import (
+    NewsletterFactory,
+    SubscriberFactory,
+    SubscriptionFactory,
+    with_form_token,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -473,7 +478,7 @@ def test_a_user_agent_with_markup_is_escaped_on_the_subscription_page(admin_clie
     newsletter = NewsletterFactory()
     client.post(
         "/api/v1/subscriptions",
-        {"email": "ann@example.org", "newsletters": [newsletter.slug]},
+        with_form_token({"email": "ann@example.org", "newsletters": [newsletter.slug]}),
         content_type="application/json",
         HTTP_USER_AGENT=SCRIPT,
     )

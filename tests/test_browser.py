@@ -248,6 +248,13 @@ def test_the_plain_html_embed_works_without_javascript(
     page.get_by_label("Email address").fill("erin@example.org")
     page.get_by_role("button", name="Subscribe").click()
 
+    # Pasted once into another site, the form carries no fresh token: the reader confirms
+    # on our page, which says nothing has happened yet.
+    page.get_by_role("heading", name="Confirm you want to subscribe").wait_for()
+    assert not Subscriber.objects.exists()
+    assert page.get_by_label("Email address").input_value() == "erin@example.org"
+    page.get_by_role("button", name="Confirm subscription").click()
+
     page.get_by_text(SUCCESS_MESSAGE).wait_for()
     # The thank-you page speaks the embed's language.
     assert page.url == site + "/subscribe/thanks/?lang=en"

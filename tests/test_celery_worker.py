@@ -18,7 +18,7 @@ from subscriptions import tasks
 from subscriptions.imports import jobs
 from subscriptions.models import OutboundEmail, SubscriberImport, Subscription
 from tests.db_sessions import end_worker_sessions
-from tests.factories import NewsletterFactory, SubscriptionFactory
+from tests.factories import NewsletterFactory, SubscriptionFactory, with_form_token
 
 pytestmark = [
     pytest.mark.postgres,
@@ -59,7 +59,7 @@ def test_the_journey_through_a_real_worker(worker):
 
     response = client.post(
         "/api/v1/subscriptions",
-        data={"email": "ann@example.org", "newsletters": [newsletter.slug]},
+        data=with_form_token({"email": "ann@example.org", "newsletters": [newsletter.slug]}),
         content_type="application/json",
     )
     assert response.status_code == 202

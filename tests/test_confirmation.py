@@ -262,3 +262,17 @@ def test_an_old_link_does_not_confirm_a_later_signup(client):
 
 def test_a_token_for_a_deleted_subscription_is_refused(client):
     assert client.get(confirm_path([987654])).status_code == 400
+
+
+def test_resending_to_ids_given_as_a_generator_queues_the_email(settings):
+    """The ids were read twice: a generator (any one-pass iterable) was empty the second
+    time, and the resend silently did nothing."""
+    settings.CONFIRMATION_EMAIL_MIN_INTERVAL_SECONDS = 0
+    pending = SubscriptionFactory(status=Subscription.Status.PENDING)
+
+    outbound_id = services.resend_confirmation(
+        subscription_ids=(pk for pk in [pending.pk]), actor="reader"
+    )
+
+    assert outbound_id is not None
+    assert OutboundEmail.objects.get(pk=outbound_id).subscriptions.get() == pending

@@ -24,7 +24,7 @@ from subscriptions.models import OutboundEmail, Subscription
 from subscriptions.views import SUCCESS_MESSAGE
 from tests.db_sessions import end_worker_sessions
 from tests.esp_stub import DROP_CONNECTION, HANG, PostmarkStub, Reply
-from tests.factories import NewsletterFactory
+from tests.factories import NewsletterFactory, with_form_token
 from tests.redis_server import SpareRedis
 from tests.worker_process import WorkerProcess
 
@@ -442,7 +442,7 @@ def test_a_signup_while_the_broker_is_down_is_sent_once_it_is_back(broker_on_spa
     started = time.monotonic()
     response = Client().post(
         "/api/v1/subscriptions",
-        data={"email": "ann@example.org", "newsletters": [newsletter.slug]},
+        data=with_form_token({"email": "ann@example.org", "newsletters": [newsletter.slug]}),
         content_type="application/json",
     )
     elapsed = time.monotonic() - started

@@ -18,7 +18,7 @@ from django.urls import clear_url_caches, include, path
 from newsroom import urls as root_urls
 from newsroom.dev_outbox import outbox_detail
 from subscriptions.models import ConsentRecord, Subscription
-from tests.factories import NewsletterFactory
+from tests.factories import NewsletterFactory, with_form_token
 
 BACKEND = "newsroom.dev_outbox.OutboxFileBackend"
 CONFIRM_URL = "https://news.example.org/confirm/eyJzIjpbMV19:1tTest:AbC-dEf_123/"
@@ -189,7 +189,7 @@ def test_the_confirm_link_in_the_outbox_confirms_the_signup(
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post(
             "/api/v1/subscriptions",
-            {"email": "ann@example.org", "newsletters": [newsletter.slug]},
+            with_form_token({"email": "ann@example.org", "newsletters": [newsletter.slug]}),
             content_type="application/json",
         )
     assert response.status_code == 202

@@ -19,7 +19,7 @@ from subscriptions.models import (
     SubscriptionEvent,
 )
 from subscriptions.validation import email_normalizer, normalize_email
-from tests.factories import NewsletterFactory, human_form_token
+from tests.factories import NewsletterFactory, human_form_token, with_form_token
 
 MESSAGE = "Please, enter correct email address"
 API_URL = "/api/v1/subscriptions"
@@ -103,7 +103,9 @@ NOTHING_STORED = {
 
 def post_api(client, email: object, slug: str):
     return client.post(
-        API_URL, {"email": email, "newsletters": [slug]}, content_type="application/json"
+        API_URL,
+        with_form_token({"email": email, "newsletters": [slug]}),
+        content_type="application/json",
     )
 
 

@@ -3,6 +3,7 @@ posts to, the banner fragment, CORS for the API, and the admin's copy-paste code
 browser tests drive the same snippets on another origin in Chromium.)"""
 
 import re
+import time
 from html import unescape
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from django.conf import settings
 from django.test import Client
 from django.urls import reverse
 
-from subscriptions import embeds, members, milestones, selectors
+from subscriptions import bot_traps, embeds, members, milestones, selectors
 from subscriptions.models import MembershipGoal, Newsletter, Subscriber, Subscription
 from tests.factories import NewsletterFactory
 
@@ -127,15 +128,34 @@ def test_the_form_fragment_of_no_public_newsletter_is_not_found(client, query) -
     assert response["Access-Control-Allow-Origin"] == "*"
 
 
-def test_another_sites_form_signs_up_without_our_csrf_token(csrf_client, digest) -> None:
+def test_another_sites_plain_form_signs_up_after_the_reader_confirms_on_our_page(
+    csrf_client, digest, monkeypatch, django_capture_on_commit_callbacks
+) -> None:
+    """The plain-HTML snippet cannot carry a fresh form token (it is pasted once into
+    another site's page), so its reader confirms on our page, which can: the same traps
+    as our own form, and never a false "we've sent you an email"."""
     response = csrf_client.post(
         EMBED,
         {"email": "olena@example.org", "newsletters": "daily-digest", "page_url": HOST + "/a"},
         HTTP_REFERER=HOST + "/a",
     )
 
-    assert response.status_code == 302
-    assert response["Location"] == "/subscribe/thanks/"
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "Confirm you want to subscribe" in page
+    assert not Subscriber.objects.exists()
+    fields = dict(re.findall(r'name="(\w+)" value="([^"]*)"', page))
+    assert fields["email"] == "olena@example.org"
+    assert fields["newsletters"] == "daily-digest"
+    assert unescape(fields["page_url"]) == HOST + "/a"
+
+    now = time.time()
+    monkeypatch.setattr(bot_traps, "_now", lambda: now + 5)  # the reader reads and presses
+    with django_capture_on_commit_callbacks(execute=True):
+        confirmed = csrf_client.post(re.search(r'action="([^"]+)"', page).group(1), fields)
+
+    assert confirmed.status_code == 302
+    assert confirmed["Location"] == "/subscribe/thanks/"
     subscription = Subscription.objects.get(subscriber__email="olena@example.org")
     assert subscription.newsletter == digest
     assert subscription.status == Subscription.Status.PENDING

@@ -29,7 +29,7 @@ from subscriptions.models import (
 )
 from subscriptions.templatetags.membership import members_words
 from subscriptions.views import rate_limited_message
-from tests.factories import human_form_token
+from tests.factories import human_form_token, with_form_token
 
 pytestmark = pytest.mark.django_db
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,7 +47,9 @@ def newsroom(db) -> None:
 
 
 def api_post(client: Client, body: dict, *, path: str = API, **headers: str):
-    return client.post(path, json.dumps(body), content_type="application/json", **headers)
+    return client.post(
+        path, json.dumps(with_form_token(body)), content_type="application/json", **headers
+    )
 
 
 def page_text(response) -> str:
@@ -470,9 +472,23 @@ def test_the_ukrainian_embed_speaks_ukrainian_on_both_paths(client) -> None:
         path, {"email": "nope", "newsletters": "daily-digest"}, HTTP_ACCEPT_LANGUAGE="en"
     )
     assert UK_INVALID in page_text(refused)
+    second_step = page_text(
+        client.post(
+            path,
+            {"email": "olena@example.org", "newsletters": "daily-digest"},
+            HTTP_ACCEPT_LANGUAGE="en",
+        )
+    )
+    # The plain form carries no fresh token: the reader confirms on our page, in Ukrainian.
+    assert "Підтвердьте, що хочете підписатися" in second_step
+    assert 'action="/subscribe/?lang=uk"' in second_step
     accepted = client.post(
-        path,
-        {"email": "olena@example.org", "newsletters": "daily-digest"},
+        "/subscribe/?lang=uk",
+        {
+            "email": "olena@example.org",
+            "newsletters": "daily-digest",
+            "form_token": human_form_token(),
+        },
         HTTP_ACCEPT_LANGUAGE="en",
     )
     assert accepted["Location"] == "/subscribe/thanks/?lang=uk"

@@ -108,11 +108,7 @@ def test_the_import_refuses_the_domains_the_form_refuses(tmp_path, newsletter, s
     # The same answers as the sign-up form gives for those rows.
     settings.SIGNUP_LOOKUP_CACHE_SECONDS = 0
     for _line, address, reason in report(job):
-        form = SignupForm(
-            {"email": address, "newsletters": [newsletter.slug]},
-            require_form_token=False,
-            remote_ip=None,
-        )
+        form = SignupForm({"email": address, "newsletters": [newsletter.slug]}, remote_ip=None)
         assert form.errors["email"] == [reason]
 
 

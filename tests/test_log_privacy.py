@@ -32,7 +32,7 @@ from newsroom.log_privacy import MaskPersonalData, mask_personal_data
 from subscriptions import services
 from subscriptions.models import OutboundEmail, Subscription
 from tests.esp_stub import PostmarkStub, Reply
-from tests.factories import NewsletterFactory
+from tests.factories import NewsletterFactory, with_form_token
 from tests.smtp_stub import DEFER, REFUSE, SMTPStub
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -281,7 +281,7 @@ def sign_up_over_the_api(django_capture_on_commit_callbacks) -> OutboundEmail:
     with django_capture_on_commit_callbacks(execute=True):
         response = Client().post(
             "/api/v1/subscriptions",
-            data=json.dumps({"email": VICTIM, "newsletters": ["the-briefing"]}),
+            data=json.dumps(with_form_token({"email": VICTIM, "newsletters": ["the-briefing"]})),
             content_type="application/json",
             REMOTE_ADDR="203.0.113.9",
         )

@@ -10,7 +10,7 @@ from django.urls import reverse
 
 from subscriptions import signup_lookups
 from subscriptions.models import ConsentRecord, OutboundEmail, Subscriber, Subscription
-from tests.factories import NewsletterFactory, SubscriberFactory, human_form_token
+from tests.factories import NewsletterFactory, SubscriberFactory, human_form_token, with_form_token
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -46,7 +46,7 @@ def test_the_api_answers_400_naming_the_newsletter_and_stores_nothing(
 
     response = client.post(
         "/api/v1/subscriptions",
-        {"email": "ann@example.org", "newsletters": ["daily-digest"]},
+        with_form_token({"email": "ann@example.org", "newsletters": ["daily-digest"]}),
         content_type="application/json",
     )
 

@@ -24,7 +24,7 @@ from django.utils import timezone
 from subscriptions import outbox, retry_policy, services, tasks
 from subscriptions.models import OutboundEmail, Subscription
 from tests.esp_stub import PostmarkStub, Reply
-from tests.factories import NewsletterFactory
+from tests.factories import NewsletterFactory, with_form_token
 
 pytestmark = pytest.mark.django_db
 
@@ -336,7 +336,7 @@ def test_an_unreachable_broker_does_not_fail_the_signup(client, django_capture_o
     ):
         response = client.post(
             "/api/v1/subscriptions",
-            data={"email": "ann@example.org", "newsletters": [newsletter.slug]},
+            data=with_form_token({"email": "ann@example.org", "newsletters": [newsletter.slug]}),
             content_type="application/json",
         )
 

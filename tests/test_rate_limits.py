@@ -28,7 +28,7 @@ from subscriptions.models import (
 from subscriptions.ratelimit import Rate, RateLimited
 from subscriptions.validation import canonical_mailbox
 from subscriptions.views import SUCCESS_MESSAGE, rate_limited_message
-from tests.factories import NewsletterFactory, human_form_token
+from tests.factories import NewsletterFactory, human_form_token, with_form_token
 
 API = "/api/v1/subscriptions"
 CLOSED_PORT_REDIS = "redis://127.0.0.1:1/0"
@@ -90,7 +90,7 @@ def post_api(
 ):
     return client.post(
         API,
-        data=json.dumps({"email": email, "newsletters": [newsletter]}),
+        data=json.dumps(with_form_token({"email": email, "newsletters": [newsletter]})),
         content_type="application/json",
         REMOTE_ADDR=ip,
         **extra,

@@ -17,7 +17,7 @@ from subscriptions.models import (
     SubscriptionEvent,
 )
 from subscriptions.views import SUCCESS_MESSAGE
-from tests.factories import NewsletterFactory, human_form_token
+from tests.factories import NewsletterFactory, human_form_token, with_form_token
 
 pytestmark = pytest.mark.django_db
 
@@ -25,7 +25,9 @@ API = "/api/v1/subscriptions"
 
 
 def post_api(client, payload, **extra):
-    return client.post(API, data=json.dumps(payload), content_type="application/json", **extra)
+    return client.post(
+        API, data=json.dumps(with_form_token(payload)), content_type="application/json", **extra
+    )
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from django.test import Client
 
 from subscriptions import signup_lookups
 from subscriptions.models import EmailDomainRule, Newsletter, Subscriber
-from tests.factories import NewsletterFactory
+from tests.factories import NewsletterFactory, with_form_token
 
 pytestmark = pytest.mark.django_db
 API = "/api/v1/subscriptions"
@@ -29,7 +29,9 @@ def remembered(settings, monkeypatch) -> SimpleNamespace:
 
 def sign_up(email: str, slug: str):
     return Client().post(
-        API, json.dumps({"email": email, "newsletters": [slug]}), content_type="application/json"
+        API,
+        json.dumps(with_form_token({"email": email, "newsletters": [slug]})),
+        content_type="application/json",
     )
 
 

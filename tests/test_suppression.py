@@ -28,7 +28,12 @@ from subscriptions.models import (
 from subscriptions.roles import EDITORS_GROUP
 from subscriptions.tokens import preferences_token, unsubscribe_token
 from subscriptions.views import SUCCESS_MESSAGE
-from tests.factories import NewsletterFactory, SubscriberFactory, SubscriptionFactory
+from tests.factories import (
+    NewsletterFactory,
+    SubscriberFactory,
+    SubscriptionFactory,
+    with_form_token,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -73,7 +78,7 @@ def newsletter():
 def sign_up(client, email: str, newsletter) -> dict:
     response = client.post(
         API,
-        data=json.dumps({"email": email, "newsletters": [newsletter.slug]}),
+        data=json.dumps(with_form_token({"email": email, "newsletters": [newsletter.slug]})),
         content_type="application/json",
     )
     return {"status_code": response.status_code, "body": response.json()}

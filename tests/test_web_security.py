@@ -38,7 +38,12 @@ from subscriptions.models import (
 )
 from subscriptions.roles import EDITOR_PERMISSIONS, EDITORS_GROUP
 from subscriptions.tokens import confirmation_token, preferences_token, unsubscribe_token
-from tests.factories import NewsletterFactory, SubscriptionFactory, human_form_token
+from tests.factories import (
+    NewsletterFactory,
+    SubscriptionFactory,
+    human_form_token,
+    with_form_token,
+)
 
 API = "/api/v1/subscriptions"
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -62,7 +67,9 @@ def newsletter():
 
 
 def post_json(client, payload: object, **extra):
-    return client.post(API, data=json.dumps(payload), content_type="application/json", **extra)
+    return client.post(
+        API, data=json.dumps(with_form_token(payload)), content_type="application/json", **extra
+    )
 
 
 def stored() -> dict[str, int]:
@@ -95,7 +102,9 @@ def test_a_body_over_the_cap_is_refused_before_it_is_parsed(client, settings, ne
 
 @pytest.mark.django_db
 def test_a_body_of_exactly_the_cap_is_accepted(client, settings, newsletter) -> None:
-    payload = {"email": "ann@example.org", "newsletters": ["the-briefing"], "page_url": ""}
+    payload = with_form_token(
+        {"email": "ann@example.org", "newsletters": ["the-briefing"], "page_url": ""}
+    )
     padding = settings.SIGNUP_MAX_BODY_BYTES - len(json.dumps(payload).encode())
     payload["page_url"] = "https://news.example.org/" + "a" * (padding - 25)
     assert len(json.dumps(payload).encode()) == settings.SIGNUP_MAX_BODY_BYTES
@@ -138,7 +147,9 @@ def test_a_multipart_body_is_refused(client, newsletter) -> None:
 def test_json_with_a_charset_parameter_is_accepted(client, newsletter) -> None:
     response = client.post(
         API,
-        data=json.dumps({"email": "ann@example.org", "newsletters": ["the-briefing"]}),
+        data=json.dumps(
+            with_form_token({"email": "ann@example.org", "newsletters": ["the-briefing"]})
+        ),
         content_type="application/json; charset=utf-8",
     )
 

@@ -30,6 +30,10 @@ class OutboundEmail(models.Model):
     kind = models.CharField(max_length=20, choices=Kind.choices)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
     to_email = models.EmailField(max_length=254)
+    # A confirmation email's mailbox, hashed (validation.mailbox_key): the daily cap counts
+    # per mailbox, so "ann+1@" to "ann+12@" and Gmail's dotted variants share one budget.
+    # Empty for other emails and for an import's confirmations (counted per subscriber).
+    mailbox_key = models.CharField(max_length=32, blank=True, default="", db_default="")
     # Every sign-up writes a row here, so no index is kept that another one covers: the
     # (subscriber, kind, created_at) index serves lookups by subscriber, the unique
     # (milestone, to_email) one lookups by milestone.
@@ -80,6 +84,13 @@ class OutboundEmail(models.Model):
                 fields=["next_attempt_at"],
                 condition=models.Q(status="queued"),
                 name="outbox_queued_due",
+            ),
+            # The daily cap's question at every sign-up: confirmations to this mailbox
+            # in the last day?
+            models.Index(
+                fields=["mailbox_key", "created_at"],
+                condition=models.Q(kind="confirmation") & ~models.Q(mailbox_key=""),
+                name="outbox_confirmations_mailbox",
             ),
         ]
         constraints = [

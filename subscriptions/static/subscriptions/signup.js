@@ -12,7 +12,12 @@
  *
  * On another site, the embed's placeholder ([data-newsroom-signup]) names the URL of
  * its form; this script fetches the form from us, puts it in the placeholder and
- * enhances it the same way.
+ * enhances it the same way. Such a form fetches its signed form token (data-token-url)
+ * as it is rendered, and loads the optional human check's script if it has one.
+ *
+ * A sign-up the server cannot tell from a bot's (sent within seconds of the render, or
+ * with a token used for another address) is not made: the answer says so and carries a
+ * fresh token, and the reader presses the button again to confirm.
  *
  * No dependencies, no inline handlers (CSP-friendly).
  */
@@ -80,6 +85,7 @@
     var inFlight = false;
 
     if (pageUrl) pageUrl.value = window.location.href;
+    var tokenReady = fetchToken(form);
 
     // The server is the single judge of a valid address, so its message (the one the
     // product promises) is what readers see, in the page's own accessible style.
@@ -212,6 +218,13 @@
             if (emailInput) emailInput.value = "";
             return;
           }
+          if (response.status === 400 && typeof body.form_token === "string") {
+            // Not signed up yet: the reader confirms by pressing the button again.
+            setToken(form, body.form_token);
+            setMessage(firstMessage(body.errors && body.errors.form_token) || GENERIC_ERROR, "error");
+            if (button) button.focus();
+            return;
+          }
           if (response.status === 400) {
             handleErrors(body.errors);
             return;
@@ -252,11 +265,15 @@
 
       var request;
       try {
-        request = window.fetch(withLanguage(api, language), {
-          method: "POST",
-          headers: { "Content-Type": "application/json", Accept: "application/json" },
-          credentials: "omit",
-          body: JSON.stringify(payload)
+        // A reader quicker than the token's arrival waits for it (a moment at most).
+        request = tokenReady.then(function () {
+          payload.form_token = valueOf("form_token");
+          return window.fetch(withLanguage(api, language), {
+            method: "POST",
+            headers: { "Content-Type": "application/json", Accept: "application/json" },
+            credentials: "omit",
+            body: JSON.stringify(payload)
+          });
         });
       } catch (error) {
         fallback();
@@ -292,6 +309,55 @@
     }
   }
 
+  function setToken(form, token) {
+    var input = form.querySelector('input[name="form_token"]');
+    if (!input) {
+      input = document.createElement("input");
+      input.type = "hidden";
+      input.name = "form_token";
+      form.appendChild(input);
+    }
+    input.value = token;
+  }
+
+  // A form put into another site's page carries no token of its own (its HTML is
+  // cached); it asks for one as it is rendered, so the time trap counts from now.
+  function fetchToken(form) {
+    var url = form.getAttribute("data-token-url");
+    if (!url) return Promise.resolve();
+    return window
+      .fetch(url, { credentials: "omit", cache: "no-store", headers: { Accept: "application/json" } })
+      .then(function (response) {
+        return response.ok ? response.json() : null;
+      })
+      .then(function (body) {
+        if (body && typeof body.form_token === "string") setToken(form, body.form_token);
+      })
+      .catch(function () {
+        /* The API answers with a fresh token, and the reader confirms once more. */
+      });
+  }
+
+  // The optional human check in an embed: load the provider's script once; a widget
+  // inserted after it loaded is rendered through the provider's global.
+  function loadChallenge(container) {
+    var widgets = container.querySelectorAll("[data-challenge-script]");
+    for (var i = 0; i < widgets.length; i++) {
+      var widget = widgets[i];
+      var provider = window[widget.getAttribute("data-challenge-global")];
+      if (provider && typeof provider.render === "function") {
+        provider.render(widget);
+        continue;
+      }
+      var src = widget.getAttribute("data-challenge-script");
+      if (document.querySelector('script[src="' + src + '"]')) continue;
+      var script = document.createElement("script");
+      script.src = src;
+      script.async = true;
+      document.head.appendChild(script);
+    }
+  }
+
   function render(placeholder) {
     var url = placeholder.getAttribute("data-newsroom-signup");
     if (!url || !window.fetch || placeholder.getAttribute("data-rendered") === "true") return;
@@ -306,6 +372,7 @@
         placeholder.innerHTML = html;
         var form = placeholder.querySelector("form[data-api]");
         if (form) enhance(form);
+        loadChallenge(placeholder);
       })
       .catch(function () {
         /* Keep the link to our newsletter page that the snippet shows without us. */
