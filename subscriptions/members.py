@@ -29,12 +29,14 @@ Status = Member.Status
 
 @dataclass(frozen=True)
 class PaymentChange:
-    """One payment-platform event, normalised at the edge (see `stripe_events`)."""
+    """One payment-platform event, normalised at the edge (see `stripe_webhook`)."""
 
     event_id: str
     event_type: str
     occurred_at: datetime
     external_id: str
+    # None: the event says nothing about the member's status (a checkout whose payment
+    # has not arrived), so it only records the member and the reader's details.
     status: str | None = None
     email: str = ""
     name: str = ""
@@ -49,6 +51,9 @@ class PaymentOutcome:
     APPLIED = "applied"
     DUPLICATE = "duplicate"
     STALE = "stale"
+    # Kept (the member, the details), no status claimed: a new member waits as past
+    # due, not counted, and an existing one keeps its status.
+    RECORDED = "recorded"
 
 
 def apply_payment_change(change: PaymentChange) -> str:
@@ -57,7 +62,8 @@ def apply_payment_change(change: PaymentChange) -> str:
     Replays are recognised by the event id. Events arrive in any order: a status from
     an event older than the newest one applied is ignored, and a cancelled platform
     subscription stays cancelled (the platform cannot revive one), so a cancel that
-    arrives before its create still leaves the member cancelled.
+    arrives before its create still leaves the member cancelled. A change with no status
+    never moves one, whenever it arrives, so an unpaid checkout cannot undo a payment.
     """
     now = timezone.now()
     actor = f"stripe:{change.event_id}"
@@ -74,13 +80,17 @@ def apply_payment_change(change: PaymentChange) -> str:
             return PaymentOutcome.DUPLICATE
         member = _lock_or_create_by_external_id(change, actor=actor, now=now)
         _fill_details(member, change)
-        applies = change.status is not None and _is_newest(member, change.occurred_at)
-        if applies:
+        if change.status is None:
+            outcome = PaymentOutcome.RECORDED
+        elif _is_newest(member, change.occurred_at):
             if not _cancelled_for_good(member):
                 _set_status(member, change.status, actor=actor, now=now)
             member.last_event_at = change.occurred_at
+            outcome = PaymentOutcome.APPLIED
+        else:
+            outcome = PaymentOutcome.STALE
         member.save(update_fields=_DETAIL_FIELDS + ["status", "last_event_at", "updated_at"])
-    return PaymentOutcome.APPLIED if applies else PaymentOutcome.STALE
+    return outcome
 
 
 def add_member(

@@ -4,8 +4,11 @@ being a member.
 The signature is checked with the official `stripe` library against
 STRIPE_WEBHOOK_SECRET before anything is read; a bad one is a 400 and nothing is
 stored. Each event we act on is normalised here into one `PaymentChange` and applied
-by `members.apply_payment_change`, which makes replays and reordering harmless.
-Event types we do not act on answer 200 (so Stripe stops retrying) and are ignored.
+by `members.apply_payment_change`, which makes replays and reordering harmless. A
+checkout paid by a delayed method completes unpaid and counts no one until
+`checkout.session.async_payment_succeeded` (or the subscription turning active) says the
+money arrived; `checkout.session.async_payment_failed` ends it. Event types we do not
+act on answer 200 (so Stripe stops retrying) and are ignored.
 """
 
 import json
@@ -102,7 +105,39 @@ def to_payment_change(event: object) -> PaymentChange | None:
         raise MalformedEvent(f"{event.get('type')}: {type(exc).__name__}") from exc
 
 
-def _checkout_completed(session: dict, common: dict) -> PaymentChange | None:
+# Checkout's `payment_status`, and whether it means the reader has paid what membership
+# asks now. Stripe's Checkout guide ("Fulfill orders") fulfils every completed session
+# that is not `unpaid`: `no_payment_required` is a session whose first payment is due
+# later (a free trial) or covered (a 100% coupon), and its subscription is `trialing`
+# or `active`, which SUBSCRIPTION_STATUS already counts as active; counting it here
+# too keeps the two events in agreement. `unpaid` (a delayed method such as SEPA
+# Direct Debit, whose money arrives days later) and any value Stripe may add are not.
+_NOTHING_LEFT_TO_PAY = {"paid", "no_payment_required"}
+
+
+def _checkout_session(session: dict, common: dict) -> PaymentChange | None:
+    """`checkout.session.completed` and `...async_payment_succeeded`: an active member
+    once the session is paid; before that (`unpaid`) the member and the reader's details
+    are recorded with no status claimed, so the member waits, uncounted, for the
+    payment's own event or the subscription's."""
+    change = _from_session(session, common)
+    if change is None or session.get("payment_status") not in _NOTHING_LEFT_TO_PAY:
+        return change
+    return replace(change, status=Status.ACTIVE)
+
+
+def _checkout_payment_failed(session: dict, common: dict) -> PaymentChange | None:
+    """`checkout.session.async_payment_failed`: the first payment of a delayed method
+    was refused. Stripe's guide has the merchant ask the reader for a new order (a new
+    checkout, so a new subscription id), and a subscription whose first payment is not
+    made good ends as `incomplete_expired`, a status Stripe calls terminal: this
+    membership is over, and stays cancelled like any other."""
+    change = _from_session(session, common)
+    return None if change is None else replace(change, status=Status.CANCELLED)
+
+
+def _from_session(session: dict, common: dict) -> PaymentChange | None:
+    """The reader's details a Checkout Session carries, claiming no status yet."""
     # One-off donations (mode "payment") are not memberships.
     if session.get("mode") != "subscription" or not session.get("subscription"):
         return None
@@ -110,7 +145,6 @@ def _checkout_completed(session: dict, common: dict) -> PaymentChange | None:
     return PaymentChange(
         **common,
         external_id=_subscription_id(session["subscription"]),
-        status=Status.ACTIVE,
         email=_email(details.get("email") or session.get("customer_email")),
         name=str(details.get("name") or "")[:200],
         amount=_money(session.get("amount_total"), session.get("currency")),
@@ -140,7 +174,9 @@ def _subscription_deleted(subscription: dict, common: dict) -> PaymentChange:
 
 
 _HANDLERS: dict[str, Callable[[dict, dict], PaymentChange | None]] = {
-    "checkout.session.completed": _checkout_completed,
+    "checkout.session.completed": _checkout_session,
+    "checkout.session.async_payment_succeeded": _checkout_session,
+    "checkout.session.async_payment_failed": _checkout_payment_failed,
     "customer.subscription.created": _subscription_changed,
     "customer.subscription.updated": _subscription_changed,
     "customer.subscription.deleted": _subscription_deleted,

@@ -91,13 +91,18 @@ def checkout_session(
     mode: str = "subscription",
     amount_total: int = 500,
     currency: str = "eur",
+    payment_status: str = "paid",
+    session_id: str | None = None,
 ) -> dict:
+    """A completed Checkout Session. Stripe sends the same session again, under the same
+    id, in `checkout.session.async_payment_succeeded` or `..._failed` when a delayed
+    payment method (SEPA Direct Debit, say) settles."""
     return {
-        "id": f"cs_test_{next(_ids):06d}",
+        "id": session_id or f"cs_test_{next(_ids):06d}",
         "object": "checkout.session",
         "mode": mode,
         "status": "complete",
-        "payment_status": "paid",
+        "payment_status": payment_status,
         "subscription": sub_id,
         "customer": "cus_test",
         "customer_details": {"email": email, "name": name},
