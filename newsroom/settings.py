@@ -363,6 +363,9 @@ RATE_LIMITS = {
     "api-email": env.str("RATE_LIMIT_API_EMAIL", default="5/h"),
 }
 RATE_LIMIT_REDIS_URL = env.str("RATE_LIMIT_REDIS_URL", default=REDIS_URL)
+# RATE_LIMIT_REDIS_URL is a node of a Redis Cluster (any one; the client finds the rest),
+# reached through redis-py's cluster client. A cluster has only database 0.
+RATE_LIMIT_REDIS_CLUSTER = env.bool("RATE_LIMIT_REDIS_CLUSTER", default=False)
 # Bot trap: the form carries a signed render time; a submission faster than this, or
 # older than the max age (cached pages included), is treated as a bot.
 SIGNUP_FORM_MIN_SECONDS = env.float("SIGNUP_FORM_MIN_SECONDS", default=2.0)
