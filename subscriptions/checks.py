@@ -5,6 +5,7 @@ webhooks need."""
 
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
+from redis.connection import parse_url
 
 from subscriptions.challenges import CHALLENGES
 from subscriptions.ratelimit import LIMIT_NAMES, Rate
@@ -41,6 +42,37 @@ def check_rate_limits(app_configs: object, **kwargs: object) -> list[CheckMessag
                 )
             )
     return errors
+
+
+@register(Tags.security)
+def check_rate_limit_redis_cluster(app_configs: object, **kwargs: object) -> list[CheckMessage]:
+    """redis-py's cluster client takes only a TCP URL of database 0; with anything else
+    every check would fail open (logged and counted, but the limits would be off)."""
+    if not settings.RATE_LIMIT_REDIS_CLUSTER:
+        return []
+    url = settings.RATE_LIMIT_REDIS_URL
+    if not url:
+        problem = "RATE_LIMIT_REDIS_URL is empty"
+    else:
+        try:
+            options = parse_url(url)
+        except ValueError as error:
+            problem = f"RATE_LIMIT_REDIS_URL is not a Redis URL ({error})"
+        else:
+            if "path" in options:
+                problem = "RATE_LIMIT_REDIS_URL is a Unix socket"
+            elif options.get("db", 0) != 0:
+                problem = f"RATE_LIMIT_REDIS_URL names database {options['db']}"
+            else:
+                return []
+    return [
+        Error(
+            f"RATE_LIMIT_REDIS_CLUSTER is on but {problem}.",
+            hint="Give the redis:// or rediss:// URL of any node of the cluster, with "
+            "database 0 (a cluster has no other), or set RATE_LIMIT_REDIS_CLUSTER=false.",
+            id="subscriptions.E004",
+        )
+    ]
 
 
 @register(Tags.security)

@@ -13,7 +13,7 @@ from django.utils import translation
 from newsroom.celery import app as celery_app
 from subscriptions import goal_counter, signup_lookups
 from subscriptions.redis_store import redis_client
-from tests.redis_server import spare_redis  # noqa: F401 - a fixture for every test file
+from tests.redis_server import redis_cluster, spare_redis  # noqa: F401 - fixtures for all tests
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 pytest_plugins = ["tests.browser_support"]

@@ -1,6 +1,7 @@
 """A setting every sign-up reads that cannot work stops the deployment at `manage.py
 check` (and so at `migrate` and `runserver`), instead of turning every sign-up into a
-500: rate limits that do not parse, an unknown challenge, a challenge without keys."""
+500: rate limits that do not parse, a Redis Cluster the limits cannot use, an unknown
+challenge, a challenge without keys."""
 
 import os
 import subprocess
@@ -11,7 +12,11 @@ import pytest
 from django.core import checks
 
 import newsroom.settings as project_settings
-from subscriptions.checks import check_rate_limits, check_signup_challenge
+from subscriptions.checks import (
+    check_rate_limit_redis_cluster,
+    check_rate_limits,
+    check_signup_challenge,
+)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -65,6 +70,45 @@ def test_a_limit_without_a_rate_fails_the_check(settings) -> None:
 
     assert error.id == "subscriptions.E001"
     assert error.msg == "RATE_LIMITS has no rate for 'form-email'."
+
+
+@pytest.mark.parametrize(
+    ("cluster", "url"),
+    [
+        (False, ""),
+        (False, "redis://redis:6379/1"),
+        (True, "redis://redis-cluster:6379/0"),
+        (True, "redis://redis-cluster:6379"),
+        (True, "rediss://user:secret@redis-cluster.example.org:6380"),
+    ],
+)
+def test_a_usable_redis_for_the_limits_passes(settings, cluster: bool, url: str) -> None:
+    settings.RATE_LIMIT_REDIS_CLUSTER = cluster
+    settings.RATE_LIMIT_REDIS_URL = url
+
+    assert check_rate_limit_redis_cluster(None) == []
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("", "RATE_LIMIT_REDIS_URL is empty"),
+        ("redis://redis-cluster:6379/1", "RATE_LIMIT_REDIS_URL names database 1"),
+        ("redis://redis-cluster:6379/0?db=2", "RATE_LIMIT_REDIS_URL names database 2"),
+        ("unix:///run/redis.sock", "RATE_LIMIT_REDIS_URL is a Unix socket"),
+    ],
+)
+def test_a_redis_cluster_the_limits_cannot_use_fails_the_check(
+    settings, url: str, problem: str
+) -> None:
+    settings.RATE_LIMIT_REDIS_CLUSTER = True
+    settings.RATE_LIMIT_REDIS_URL = url
+
+    (error,) = check_rate_limit_redis_cluster(None)
+
+    assert error.id == "subscriptions.E004"
+    assert error.level == checks.ERROR
+    assert error.msg == f"RATE_LIMIT_REDIS_CLUSTER is on but {problem}."
 
 
 # --- the challenge --------------------------------------------------------------------------
