@@ -384,8 +384,9 @@ for _directive in ("script-src", "frame-src", "connect-src", "style-src"):
 # Refuse addresses at known disposable-mail domains (the disposable-email-domains list).
 BLOCK_DISPOSABLE_EMAIL_DOMAINS = env.bool("BLOCK_DISPOSABLE_EMAIL_DOMAINS", default=False)
 
-# Sign-up bodies are small; anything larger, from the form or the API, is refused
-# before it is parsed.
+# Sign-up bodies are small, and so are the other reader-facing forms (confirm,
+# unsubscribe, preferences, privacy); anything larger, from a form or the API, is
+# refused before it is parsed (413).
 SIGNUP_MAX_BODY_BYTES = env.int("SIGNUP_MAX_BODY_BYTES", default=16_384)
 
 # Logs hold no email addresses or IPs: every handler masks them (newsroom.log_privacy).

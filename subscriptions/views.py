@@ -14,7 +14,7 @@ from subscriptions import languages, privacy, ratelimit, selectors, services
 from subscriptions.client import client_ip, client_network, consent_from_request
 from subscriptions.exceptions import TokenExpired, TokenInvalid
 from subscriptions.forms import PreferencesForm, SignupForm
-from subscriptions.middleware import checks_form_body
+from subscriptions.middleware import checks_form_body, limits_body_size
 from subscriptions.models import Newsletter, Subscriber, Subscription
 from subscriptions.privacy import PrivacyAction
 from subscriptions.ratelimit import RateLimited
@@ -151,6 +151,7 @@ def thanks(request: HttpRequest) -> HttpResponse:
     return render(request, "subscriptions/thanks.html", {"message": SUCCESS_MESSAGE})
 
 
+@limits_body_size
 @require_http_methods(["GET", "POST"])
 def confirm(request: HttpRequest, token: str) -> HttpResponse:
     """GET shows a button and changes nothing (mail scanners follow links); POST confirms."""
@@ -173,6 +174,7 @@ def confirm(request: HttpRequest, token: str) -> HttpResponse:
     return render(request, "subscriptions/confirmed.html", {"result": result})
 
 
+@limits_body_size
 @require_POST
 def confirm_resend(request: HttpRequest, token: str) -> HttpResponse:
     """From the expired-link page: send a fresh confirmation email (capped per address)."""
@@ -187,6 +189,7 @@ def confirm_resend(request: HttpRequest, token: str) -> HttpResponse:
 # RFC 8058 §3.1: the one-click POST comes from the mailbox provider, without cookies or
 # a CSRF token; the signed token in the URL is the authorisation.
 @csrf_exempt
+@limits_body_size
 @require_http_methods(["GET", "POST"])
 def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
     try:
@@ -221,6 +224,7 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
     )
 
 
+@limits_body_size
 @require_http_methods(["GET", "POST"])
 def preferences(request: HttpRequest, token: str) -> HttpResponse:
     try:
@@ -256,6 +260,7 @@ def preferences(request: HttpRequest, token: str) -> HttpResponse:
     )
 
 
+@limits_body_size
 @require_POST
 def privacy_request(request: HttpRequest, token: str) -> HttpResponse:
     """From the preferences page: mail a link that confirms the download or deletion."""
@@ -276,6 +281,7 @@ def privacy_request(request: HttpRequest, token: str) -> HttpResponse:
     )
 
 
+@limits_body_size
 @require_http_methods(["GET", "POST"])
 def privacy_confirm(request: HttpRequest, token: str) -> HttpResponse:
     """The link from the email: GET shows what will happen (mail scanners follow
