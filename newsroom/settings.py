@@ -150,11 +150,16 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = TIME_ZONE
 # Seconds between two sweeps of the outbox (lost tasks, and a pending import's
-# confirmations as they fall due).
+# confirmations as they fall due), and of the unsubscribes kept in Redis while the
+# database was unavailable.
 OUTBOX_SWEEP_INTERVAL = env.int("OUTBOX_SWEEP_INTERVAL", default=60)
 CELERY_BEAT_SCHEDULE = {
     "requeue-stale-outbound-emails": {
         "task": "subscriptions.tasks.requeue_stale_outbound_emails",
+        "schedule": OUTBOX_SWEEP_INTERVAL,
+    },
+    "apply-deferred-unsubscribes": {
+        "task": "subscriptions.tasks.apply_deferred_unsubscribes",
         "schedule": OUTBOX_SWEEP_INTERVAL,
     },
     "take-newsletter-snapshots": {

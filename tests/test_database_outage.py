@@ -1,6 +1,8 @@
 """With PostgreSQL unreachable, nothing answers 500: the API, the forms and the pages
-answer 503 with Retry-After (JSON on the API). When the database returns, the same
-requests succeed and nothing was half-written.
+answer 503 with Retry-After (JSON on the API), and a one-click unsubscribe is kept in
+Redis and applied once the database is back (or, with Redis down too, answered 503 so
+the mail provider tries again). When the database returns, the same requests succeed
+and nothing was half-written.
 
 Run on the production shape: gunicorn with its config, DEBUG=false, a database of the
 test's own reached through a proxy the test cuts (tests/db_proxy.py), and a redis-server
@@ -23,7 +25,7 @@ import psycopg
 import pytest
 from django.conf import settings
 
-from subscriptions.tokens import confirmation_token
+from subscriptions.tokens import confirmation_token, unsubscribe_token
 from tests.db_proxy import CuttableProxy
 from tests.factories import human_form_token
 from tests.redis_server import IN_CI, SpareRedis, free_port
@@ -44,6 +46,10 @@ active = [
 ]
 pending = SubscriptionFactory(newsletter=briefing).pk
 print(json.dumps({"active": active, "pending": pending}))
+"""
+APPLY_DEFERRED = """
+from subscriptions.tasks import apply_deferred_unsubscribes
+print(apply_deferred_unsubscribes())
 """
 
 
@@ -227,6 +233,11 @@ def form_signup(site: Site, email: str) -> Answer:
     )
 
 
+def one_click(site: Site, subscription_id: int) -> Answer:
+    path = f"/unsubscribe/{unsubscribe_token.make_token(subscription_id)}/"
+    return site.request("POST", path, b"List-Unsubscribe=One-Click", URLENCODED)
+
+
 def confirm(site: Site, subscription_id: int) -> Answer:
     token = confirmation_token.make_token([subscription_id])
     body = f"csrfmiddlewaretoken={CSRF_SECRET}".encode()
@@ -329,3 +340,42 @@ def test_with_the_database_cut_sign_ups_and_pages_answer_503_and_succeed_once_it
     ]
     assert "Service Unavailable: /healthz/" in log
     assert log.count("Service Unavailable") == 1
+
+
+def test_a_one_click_unsubscribe_with_the_database_cut_is_kept_and_applied_once_it_returns(
+    site: Site,
+) -> None:
+    first, second, _ = site.seeded["active"]
+    site.proxy.cut()
+    try:
+        site.redis.stop()  # Redis down as well: nothing can keep it, so the provider retries
+        try:
+            refused = one_click(site, second)
+        finally:
+            site.redis.start()
+        recorded = one_click(site, first)
+        repeated = one_click(site, first)  # a provider's retry is kept once
+    finally:
+        site.proxy.restore()
+
+    assert_unavailable_page(refused)
+    for answer in (recorded, repeated):
+        assert answer.status == 202
+        assert b"We have your request to unsubscribe" in answer.body
+        assert b"been unsubscribed" not in answer.body
+    assert status_of(site, first) == "active"  # not yet: the database was down
+
+    assert site.manage(APPLY_DEFERRED) == "1"
+
+    assert status_of(site, first) == "unsubscribed"
+    ((detail,),) = site.rows(
+        "SELECT detail FROM subscriptions_subscriptionevent "
+        "WHERE subscription_id = %s AND kind = 'unsubscribed'",
+        first,
+    )
+    assert detail == {"via": "one-click"}
+    assert site.manage(APPLY_DEFERRED) == "0"  # applied once, then forgotten
+    assert status_of(site, second) == "active"
+    assert one_click(site, second).status == 200  # the provider's retry, the database back
+    assert status_of(site, second) == "unsubscribed"
+    assert_nothing_half_written(site)
