@@ -160,11 +160,16 @@ CELERY_WORKER_CONSUMER = "newsroom.worker_consumer:Consumer"
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 CELERY_TIMEZONE = TIME_ZONE
 # Seconds between two sweeps of the outbox (emails whose enqueue failed while the broker
-# was down, lost tasks, and a pending import's confirmations as they fall due).
+# was down, lost tasks, and a pending import's confirmations as they fall due), and of the
+# unsubscribes kept in Redis while the database was unavailable.
 OUTBOX_SWEEP_INTERVAL = env.int("OUTBOX_SWEEP_INTERVAL", default=10)
 CELERY_BEAT_SCHEDULE = {
     "requeue-stale-outbound-emails": {
         "task": "subscriptions.tasks.requeue_stale_outbound_emails",
+        "schedule": OUTBOX_SWEEP_INTERVAL,
+    },
+    "apply-deferred-unsubscribes": {
+        "task": "subscriptions.tasks.apply_deferred_unsubscribes",
         "schedule": OUTBOX_SWEEP_INTERVAL,
     },
     "take-newsletter-snapshots": {
@@ -404,8 +409,9 @@ for _directive in ("script-src", "frame-src", "connect-src", "style-src"):
 # Refuse addresses at known disposable-mail domains (the disposable-email-domains list).
 BLOCK_DISPOSABLE_EMAIL_DOMAINS = env.bool("BLOCK_DISPOSABLE_EMAIL_DOMAINS", default=False)
 
-# Sign-up bodies are small; anything larger, from the form or the API, is refused
-# before it is parsed.
+# Sign-up bodies are small, and so are the other reader-facing forms (confirm,
+# unsubscribe, preferences, privacy); anything larger, from a form or the API, is
+# refused before it is parsed (413).
 SIGNUP_MAX_BODY_BYTES = env.int("SIGNUP_MAX_BODY_BYTES", default=16_384)
 
 # Logs hold no email addresses or IPs: every handler masks them (newsroom.log_privacy).

@@ -5,6 +5,9 @@ from django.urls import include, path
 from newsroom.health import healthz
 from subscriptions import webhooks
 
+# A database that does not answer gets 503 with Retry-After; anything else, the 500 page.
+handler500 = "subscriptions.outage.server_error"
+
 urlpatterns = [
     path("healthz/", healthz, name="healthz"),
     path(settings.ADMIN_URL, admin.site.urls),

@@ -1,10 +1,11 @@
 """The JSON API, for the newsroom's other sites and the inline form. Same validation
-and the same answer as the HTML form; errors as `{"errors": {field: [messages]}}`."""
+and the same answer as the HTML form; errors as `{"errors": {field: [messages]}}`.
+A body over SIGNUP_MAX_BODY_BYTES is refused (413) before the view, by
+FormBodyCheckMiddleware, as for every reader-facing POST."""
 
 import json
 
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, JsonResponse
 from django.utils.cache import add_never_cache_headers, patch_cache_control
 from django.utils.translation import gettext
@@ -15,6 +16,7 @@ from subscriptions import goal_counter, languages, openapi, ratelimit
 from subscriptions.bot_traps import make_form_token
 from subscriptions.client import client_ip, client_network
 from subscriptions.forms import CONFIRM_SIGNUP_MESSAGE, SignupForm, SignupOutcome
+from subscriptions.middleware import limits_body_size
 from subscriptions.models import Subscription
 from subscriptions.ratelimit import RateLimited
 from subscriptions.views import SUCCESS_MESSAGE, mailbox_of, rate_limited_message
@@ -27,6 +29,7 @@ def _error(field: str, message: str, status: int = 400) -> JsonResponse:
 # No cookies are needed or used: the API is called cross-origin from other sites, so
 # CSRF protection (which guards cookie-authenticated requests) does not apply.
 @csrf_exempt
+@limits_body_size
 @require_POST
 def create_subscription(request: HttpRequest) -> JsonResponse:
     ip = client_ip(request)
@@ -38,7 +41,7 @@ def create_subscription(request: HttpRequest) -> JsonResponse:
         # This answer comes before the body's `lang` is read, so it speaks the URL's
         # `?lang=` (which the embed's script sends) or Accept-Language.
         limited = _limited([per_client])
-        return limited or _error("__all__", exc.message, status=exc.status)
+        return limited or _error("__all__", exc.message)
     # The body's `lang` (the embedding page's language) wins over Accept-Language.
     with languages.speaking(request, payload.get("lang")) as language:
         response = _sign_up(request, payload, ip, per_client)
@@ -134,10 +137,9 @@ def schema(request: HttpRequest) -> JsonResponse:
 
 
 class BadPayload(Exception):
-    def __init__(self, message: str, status: int = 400) -> None:
+    def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
-        self.status = status
 
 
 def _json_object(request: HttpRequest) -> dict:
@@ -145,19 +147,7 @@ def _json_object(request: HttpRequest) -> dict:
     if request.content_type != "application/json":
         raise BadPayload(gettext("Send a JSON body with Content-Type: application/json."))
     try:
-        declared = int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        declared = 0
-    if declared > settings.SIGNUP_MAX_BODY_BYTES:
-        raise BadPayload(gettext("The request body is too large."), status=413)
-    try:
-        body = request.body
-    except RequestDataTooBig as exc:
-        raise BadPayload(gettext("The request body is too large."), status=413) from exc
-    if len(body) > settings.SIGNUP_MAX_BODY_BYTES:
-        raise BadPayload(gettext("The request body is too large."), status=413)
-    try:
-        payload = json.loads(body.decode("utf-8"))
+        payload = json.loads(request.body.decode("utf-8"))
     # RecursionError: deeply nested arrays or objects exhaust the parser's stack.
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise BadPayload(gettext("The body is not valid JSON.")) from exc

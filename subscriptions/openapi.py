@@ -35,6 +35,13 @@ _ERRORS = {
     "example": {"errors": {"email": ["Please, enter correct email address"]}},
 }
 
+_RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait.",
+        "schema": {"type": "integer", "minimum": 1},
+    }
+}
+
 
 def _error_response(description: str, headers: dict | None = None) -> dict[str, Any]:
     response: dict[str, Any] = {
@@ -148,12 +155,13 @@ def api_description() -> dict[str, Any]:
                         "413": _error_response("The request body is too large."),
                         "429": _error_response(
                             "Too many sign-ups from this client or for this address.",
-                            headers={
-                                "Retry-After": {
-                                    "description": "Seconds to wait.",
-                                    "schema": {"type": "integer", "minimum": 1},
-                                }
-                            },
+                            headers=_RETRY_AFTER,
+                        ),
+                        "503": _error_response(
+                            "Briefly unavailable: our database could not be reached. Send "
+                            "the same request again after Retry-After; a repeated sign-up "
+                            "is answered and stored as one.",
+                            headers=_RETRY_AFTER,
                         ),
                     },
                 }

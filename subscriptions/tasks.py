@@ -10,6 +10,7 @@ from django.db import OperationalError
 
 from subscriptions import (
     bulk_actions,
+    deferred_unsubscribes,
     deliverability,
     emails,
     goal_counter,
@@ -81,6 +82,13 @@ def requeue_stale_outbound_emails() -> int:
         + deliverability.requeue_unprocessed()
         + import_jobs.requeue_stale_imports()
     )
+
+
+@shared_task
+def apply_deferred_unsubscribes() -> int:
+    """Unsubscribes kept in Redis while the database was unavailable, applied now that
+    it answers; a run that finds it down again leaves them for the next."""
+    return deferred_unsubscribes.apply_recorded()
 
 
 @shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)

@@ -1,5 +1,7 @@
 """Reader-facing pages. Thin: parse the request, call a service, render a page."""
 
+import logging
+
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404, render
@@ -10,11 +12,19 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from subscriptions import languages, privacy, ratelimit, selectors, services
+from subscriptions import (
+    deferred_unsubscribes,
+    languages,
+    outage,
+    privacy,
+    ratelimit,
+    selectors,
+    services,
+)
 from subscriptions.client import client_ip, client_network, consent_from_request
 from subscriptions.exceptions import TokenExpired, TokenInvalid
 from subscriptions.forms import PreferencesForm, SignupForm, SignupOutcome
-from subscriptions.middleware import checks_form_body
+from subscriptions.middleware import checks_form_body, limits_body_size
 from subscriptions.models import Newsletter, Subscriber, Subscription
 from subscriptions.privacy import PrivacyAction
 from subscriptions.ratelimit import RateLimited
@@ -26,6 +36,8 @@ from subscriptions.tokens import (
 )
 from subscriptions.transitions import confirmation_prompt
 from subscriptions.validation import canonical_mailbox, normalize_email
+
+logger = logging.getLogger(__name__)
 
 SUCCESS_MESSAGE = _(
     "Thank you for signing up for this newsletter. We've sent you a confirmation email."
@@ -165,6 +177,7 @@ def thanks(request: HttpRequest) -> HttpResponse:
     return render(request, "subscriptions/thanks.html", {"message": SUCCESS_MESSAGE})
 
 
+@limits_body_size
 @require_http_methods(["GET", "POST"])
 def confirm(request: HttpRequest, token: str) -> HttpResponse:
     """GET shows a button and changes nothing (mail scanners follow links); POST confirms."""
@@ -187,6 +200,7 @@ def confirm(request: HttpRequest, token: str) -> HttpResponse:
     return render(request, "subscriptions/confirmed.html", {"result": result})
 
 
+@limits_body_size
 @require_POST
 def confirm_resend(request: HttpRequest, token: str) -> HttpResponse:
     """From the expired-link page: send a fresh confirmation email (capped per address)."""
@@ -201,29 +215,45 @@ def confirm_resend(request: HttpRequest, token: str) -> HttpResponse:
 # RFC 8058 §3.1: the one-click POST comes from the mailbox provider, without cookies or
 # a CSRF token; the signed token in the URL is the authorisation.
 @csrf_exempt
+@limits_body_size
 @require_http_methods(["GET", "POST"])
 def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
     try:
         subscription_id = unsubscribe_token.read_token(token)
     except TokenInvalid:
         return render(request, "subscriptions/token_invalid.html", status=400)
-    subscription = (
-        Subscription.objects.select_related("newsletter").filter(pk=subscription_id).first()
-    )
-    if subscription is None:
-        return render(request, "subscriptions/token_invalid.html", status=400)
     if request.method == "GET":
+        subscription = _subscription(subscription_id)
+        if subscription is None:
+            return render(request, "subscriptions/token_invalid.html", status=400)
         return render(
             request,
             "subscriptions/unsubscribe.html",
             {"subscription": subscription, "token": token},
         )
-    one_click = request.POST.get("List-Unsubscribe") == "One-Click"
-    services.unsubscribe(
-        subscription_id=subscription.pk,
-        actor="reader",
-        via="one-click" if one_click else "page",
-    )
+    via = "one-click" if request.POST.get("List-Unsubscribe") == "One-Click" else "page"
+    try:
+        return _unsubscribe_now(request, subscription_id, via)
+    except outage.DATABASE_UNAVAILABLE as exc:
+        if not deferred_unsubscribes.record(subscription_id=subscription_id, via=via):
+            raise  # nowhere to keep it: 503 with Retry-After, and the provider tries again
+        logger.error(
+            "database unavailable: an unsubscribe was kept in Redis to apply later (%s)",
+            type(exc).__name__,
+        )
+        # Kept, not done: the page says so. Any 2xx ends the provider's part (RFC 8058).
+        return render(request, "subscriptions/unsubscribe_kept.html", status=202)
+
+
+def _subscription(subscription_id: int) -> Subscription | None:
+    return Subscription.objects.select_related("newsletter").filter(pk=subscription_id).first()
+
+
+def _unsubscribe_now(request: HttpRequest, subscription_id: int, via: str) -> HttpResponse:
+    subscription = _subscription(subscription_id)
+    if subscription is None:
+        return render(request, "subscriptions/token_invalid.html", status=400)
+    services.unsubscribe(subscription_id=subscription.pk, actor="reader", via=via)
     # RFC 8058 expects a plain 2xx for the one-click POST, not a redirect.
     return render(
         request,
@@ -235,6 +265,7 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
     )
 
 
+@limits_body_size
 @require_http_methods(["GET", "POST"])
 def preferences(request: HttpRequest, token: str) -> HttpResponse:
     try:
@@ -270,6 +301,7 @@ def preferences(request: HttpRequest, token: str) -> HttpResponse:
     )
 
 
+@limits_body_size
 @require_POST
 def privacy_request(request: HttpRequest, token: str) -> HttpResponse:
     """From the preferences page: mail a link that confirms the download or deletion."""
@@ -290,6 +322,7 @@ def privacy_request(request: HttpRequest, token: str) -> HttpResponse:
     )
 
 
+@limits_body_size
 @require_http_methods(["GET", "POST"])
 def privacy_confirm(request: HttpRequest, token: str) -> HttpResponse:
     """The link from the email: GET shows what will happen (mail scanners follow

@@ -86,5 +86,5 @@ def test_the_description_is_openapi_3_1_and_names_the_sign_up_operation(client) 
     document = response.json()
     assert document["openapi"] == "3.1.0"
     operation = document["paths"]["/api/v1/subscriptions"]["post"]
-    assert set(operation["responses"]) == {"202", "400", "413", "429"}
+    assert set(operation["responses"]) == {"202", "400", "413", "429", "503"}
     assert document["servers"] == [{"url": "https://news.example.org"}]

@@ -1,11 +1,15 @@
 """Leaving is one click from any email (RFC 8058), and the preferences page toggles each
 newsletter. Unsubscribe links never expire and survive a SECRET_KEY rotation."""
 
+from datetime import timedelta
+
 import pytest
 from django.core import mail
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
+from subscriptions import deferred_unsubscribes
 from subscriptions.models import Subscription, SubscriptionEvent
 from subscriptions.tokens import confirmation_token, preferences_token, unsubscribe_token
 from tests.factories import NewsletterFactory, SubscriberFactory, SubscriptionFactory
@@ -152,3 +156,64 @@ def test_the_preferences_page_refuses_a_bad_token(client):
     token = unsubscribe_token.make_token(subscriber.pk)
 
     assert client.get(reverse("subscriptions:preferences", args=[token])).status_code == 400
+
+
+# --- kept in Redis while the database was down (tests/test_database_outage.py) ----------
+
+
+@pytest.fixture
+def kept_in(settings, spare_redis):
+    """The Redis that keeps unsubscribes: a server of the test's own."""
+    settings.REDIS_URL = spare_redis.url
+    return spare_redis
+
+
+def test_a_kept_unsubscribe_is_applied_once_and_then_forgotten(kept_in, active):
+    assert deferred_unsubscribes.record(subscription_id=active.pk, via="one-click")
+    assert deferred_unsubscribes.record(subscription_id=active.pk, via="page")  # kept once
+
+    assert deferred_unsubscribes.apply_recorded() == 1
+    assert deferred_unsubscribes.apply_recorded() == 0
+
+    active.refresh_from_db()
+    assert active.status == Subscription.Status.UNSUBSCRIBED
+    event = SubscriptionEvent.objects.get(kind=SubscriptionEvent.Kind.UNSUBSCRIBED)
+    assert (event.actor, event.detail) == ("reader", {"via": "one-click"})
+
+
+def test_a_kept_unsubscribe_does_not_undo_a_sign_up_made_after_it(kept_in, active):
+    asked_at = timezone.now() - timedelta(minutes=5)
+    deferred_unsubscribes.record(subscription_id=active.pk, via="one-click", now=asked_at)
+    Subscription.objects.filter(pk=active.pk).update(confirmed_at=timezone.now())
+
+    assert deferred_unsubscribes.apply_recorded() == 1
+
+    active.refresh_from_db()
+    assert active.status == Subscription.Status.ACTIVE
+
+
+def test_a_kept_unsubscribe_of_a_subscription_gone_since_is_dropped(kept_in, active):
+    deferred_unsubscribes.record(subscription_id=active.pk, via="one-click")
+    active.subscriber.delete()
+
+    assert deferred_unsubscribes.apply_recorded() == 1
+    assert deferred_unsubscribes.apply_recorded() == 0
+
+
+def test_without_redis_nothing_can_be_kept(settings, active):
+    settings.REDIS_URL = ""
+
+    assert not deferred_unsubscribes.record(subscription_id=active.pk, via="one-click")
+
+
+def test_with_redis_down_nothing_is_kept(kept_in, active):
+    kept_in.stop()
+
+    assert not deferred_unsubscribes.record(subscription_id=active.pk, via="one-click")
+
+
+def test_the_beat_schedule_applies_the_kept_unsubscribes(settings):
+    entry = settings.CELERY_BEAT_SCHEDULE["apply-deferred-unsubscribes"]
+
+    assert entry["task"] == "subscriptions.tasks.apply_deferred_unsubscribes"
+    assert entry["schedule"] == settings.OUTBOX_SWEEP_INTERVAL
