@@ -274,6 +274,9 @@ IMPORT_MAX_UPLOAD_BYTES = env.int("IMPORT_MAX_UPLOAD_BYTES", default=1024 * 1024
 
 # Pending subscriptions never confirmed are removed after this many days.
 PENDING_EXPIRY_DAYS = env.int("PENDING_EXPIRY_DAYS", default=30)
+# A link to a reader's preferences page adds newsletters without another email for this
+# many days; older, it may only take them away (and the page offers a fresh one).
+PREFERENCES_LINK_MAX_AGE_DAYS = env.int("PREFERENCES_LINK_MAX_AGE_DAYS", default=30)
 # A reader's "download / delete my data" link: how long it works, and how many a day.
 PRIVACY_LINK_MAX_AGE_HOURS = env.int("PRIVACY_LINK_MAX_AGE_HOURS", default=24)
 PRIVACY_EMAILS_PER_DAY = env.int("PRIVACY_EMAILS_PER_DAY", default=3)
@@ -326,6 +329,12 @@ SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31_
 # Both commit every subdomain to HTTPS for a year: opt in once they all serve it.
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
 SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+# Off by default on purpose (a newsroom's other subdomains, an old CMS or a shop, may
+# still serve plain HTTP, and both commit every one of them for a year): the deploy check
+# would warn about the two on every deployment that has not opted in, a warning a
+# newcomer can only learn to ignore. Exactly those two are silenced; README's Security
+# section says how to opt in.
+SILENCED_SYSTEM_CHECKS = ["security.W005", "security.W021"]
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "strict-origin-when-cross-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"

@@ -17,25 +17,17 @@ overnight), so they get a visible second step with a fresh token rather than a f
 """
 
 import hashlib
-import logging
 import secrets
-import threading
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from enum import Enum
-from functools import lru_cache
 
-import redis
 from django.conf import settings
 from django.core import signing
 
-from subscriptions.redis_store import redis_client
-
-logger = logging.getLogger(__name__)
+from subscriptions import ratelimit
 
 _RENDER_TIME_SALT = "subscriptions.bot_traps.form_token"
-_USED_KEY = "signup-token:"
 
 
 def _now() -> float:
@@ -99,63 +91,16 @@ def form_token_looks_human(token: object) -> bool:
 
 def use_form_token(token: str, *, mailbox: str) -> bool:
     """Bind a human-looking token to the mailbox it signs up; False if it is bound to
-    another already. Kept as long as the token lives, in the Redis the rate limits use
-    (in-process without one). If that Redis fails the check is let through, logged:
-    the time trap and the rate limits still stand."""
+    another already. Kept as long as the token lives, in the store the rate limits use
+    (Redis, in-process without one); like them it fails open, counted and logged: the
+    time trap and the limits still stand."""
     read = read_form_token(token)
     if read is None:
         return False
     digest = hashlib.sha256(mailbox.encode()).hexdigest()[:32]
-    return _store().bind(read.nonce, digest, ttl=int(settings.SIGNUP_FORM_MAX_AGE_SECONDS) + 60)
-
-
-class _RedisUsedTokens:
-    def __init__(self, url: str) -> None:
-        self._client = redis_client(url)
-
-    def bind(self, nonce: str, digest: str, *, ttl: int) -> bool:
-        key = _USED_KEY + nonce
-        try:
-            if self._client.set(key, digest, nx=True, ex=ttl):
-                return True
-            return self._client.get(key) == digest
-        except redis.RedisError:
-            logger.warning("form token not checked for reuse: Redis unavailable", exc_info=True)
-            return True
-
-
-class _LocalUsedTokens:
-    """The same for one process, when there is no Redis (the embedded set-up)."""
-
-    # Far more than a single-machine site signs up within a token's lifetime.
-    _CAPACITY = 100_000
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._bound: OrderedDict[str, tuple[str, float]] = OrderedDict()
-
-    def bind(self, nonce: str, digest: str, *, ttl: int) -> bool:
-        now = time.monotonic()
-        with self._lock:
-            while self._bound and (
-                len(self._bound) >= self._CAPACITY or next(iter(self._bound.values()))[1] < now
-            ):
-                self._bound.popitem(last=False)
-            bound = self._bound.get(nonce)
-            if bound is not None and bound[1] >= now:
-                return bound[0] == digest
-            self._bound[nonce] = (digest, now + ttl)
-            return True
-
-    def clear(self) -> None:
-        with self._lock:
-            self._bound.clear()
-
-
-@lru_cache(maxsize=4)
-def _store_for(redis_url: str) -> _RedisUsedTokens | _LocalUsedTokens:
-    return _RedisUsedTokens(redis_url) if redis_url else _LocalUsedTokens()
-
-
-def _store() -> _RedisUsedTokens | _LocalUsedTokens:
-    return _store_for(settings.RATE_LIMIT_REDIS_URL)
+    return ratelimit.hold_once(
+        "form-token",
+        read.nonce,
+        digest,
+        seconds=int(settings.SIGNUP_FORM_MAX_AGE_SECONDS) + 60,
+    )

@@ -77,13 +77,15 @@ def _build_message(
         return _milestone_message(outbound)
     if outbound.kind in _PRIVACY_ACTIONS:
         return _privacy_message(outbound)
+    if outbound.kind == OutboundEmail.Kind.PREFERENCES_LINK:
+        return _preferences_link_message(outbound)
     if subscriptions is None:
         subscriptions = list(
             outbound.subscriptions.select_related("newsletter").order_by(
                 "newsletter__position", "pk"
             )
         )
-    if outbound.kind == OutboundEmail.Kind.CONFIRMATION:
+    if outbound.kind in OutboundEmail.CONFIRMATION_KINDS:
         return _confirmation_message(outbound, subscriptions)
     if outbound.kind == OutboundEmail.Kind.WELCOME:
         return _welcome_message(outbound, subscriptions[0])
@@ -93,12 +95,15 @@ def _build_message(
 def _confirmation_message(
     outbound: OutboundEmail, subscriptions: list[Subscription]
 ) -> AnymailMessage:
-    token = confirmation_token.make_token([s.pk for s in subscriptions])
+    reactivation = outbound.kind == OutboundEmail.Kind.REACTIVATION
+    token = confirmation_token.make_token([s.pk for s in subscriptions], reactivation=reactivation)
     context = {
         "site_name": settings.SITE_NAME,
         "newsletters": [s.newsletter for s in subscriptions],
         "confirm_url": reader_url("subscriptions:confirm", token),
         "max_age_days": settings.CONFIRMATION_TOKEN_MAX_AGE_DAYS,
+        # Asked for from the preferences page after we stopped sending to the address.
+        "reactivation": reactivation,
     }
     # Transactional mail: no List-Unsubscribe, the reader has not subscribed yet.
     return _message(
@@ -161,6 +166,23 @@ def _privacy_message(outbound: OutboundEmail) -> AnymailMessage:
     return _message(
         outbound,
         template="privacy",
+        context=context,
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        headers={},
+        subscription_ids=[],
+    )
+
+
+def _preferences_link_message(outbound: OutboundEmail) -> AnymailMessage:
+    context = {
+        "site_name": settings.SITE_NAME,
+        "link": preferences_url(outbound.subscriber_id),
+        "days": settings.PREFERENCES_LINK_MAX_AGE_DAYS,
+    }
+    # Transactional: a reply to the reader's own request.
+    return _message(
+        outbound,
+        template="preferences_link",
         context=context,
         from_email=settings.DEFAULT_FROM_EMAIL,
         headers={},

@@ -56,8 +56,9 @@ WITH mailbox AS (
     ) AND NOT EXISTS (
         -- In the words of the mailbox index's condition, so that index answers it.
         SELECT 1 FROM {OutboundEmail._meta.db_table}
-        WHERE kind = '{OutboundEmail.Kind.CONFIRMATION}' AND mailbox_key <> ''
-        AND mailbox_key = %(mailbox)s::text AND created_at >= %(day_ago)s::timestamptz
+        WHERE kind IN ({", ".join(f"'{kind}'" for kind in OutboundEmail.CONFIRMATION_KINDS)})
+        AND mailbox_key <> '' AND mailbox_key = %(mailbox)s::text
+        AND created_at >= %(day_ago)s::timestamptz
     ) AND (SELECT free FROM mailbox)
     ON CONFLICT (LOWER(email)) DO NOTHING
     RETURNING id

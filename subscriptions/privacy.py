@@ -12,6 +12,7 @@ later import skips it, and a privacy event that holds only that hash.
 import logging
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from enum import Enum
 from functools import partial
 
 from django.conf import settings
@@ -182,10 +183,19 @@ def _forget_admin_history(subscriber: Subscriber) -> None:
     ).delete()
 
 
-def request_by_email(*, subscriber_id: int, action: str, now: datetime | None = None) -> bool:
+class Requested(Enum):
+    SENT = "sent"
+    # Today's share went out already (the page answers as for SENT).
+    CAPPED = "capped"
+    # The address's mail server refuses our mail: no link can reach it.
+    UNDELIVERABLE = "undeliverable"
+
+
+def request_by_email(*, subscriber_id: int, action: str, now: datetime | None = None) -> Requested:
     """The reader asked, from the preferences page: mail a confirmation link to the
-    address, so only its owner can export or erase. Capped per day; returns whether an
-    email was queued."""
+    address, so only its owner can export or erase. Sent even to an address that
+    complained or unsubscribed (it is about their own data); not to one whose mail
+    server refuses our mail. Capped per day."""
     from subscriptions import outbox
 
     now = now or timezone.now()
@@ -195,19 +205,21 @@ def request_by_email(*, subscriber_id: int, action: str, now: datetime | None = 
     }[action]
     with transaction.atomic():
         (subscriber,) = lock_subscribers({subscriber_id})
+        if suppression.is_suppressed(subscriber.email, kind=kind):
+            return Requested.UNDELIVERABLE
         sent_today = OutboundEmail.objects.filter(
             subscriber=subscriber,
             kind__in=[OutboundEmail.Kind.PRIVACY_EXPORT, OutboundEmail.Kind.PRIVACY_ERASURE],
             created_at__gte=now - timedelta(days=1),
         ).count()
         if sent_today >= settings.PRIVACY_EMAILS_PER_DAY:
-            return False
+            return Requested.CAPPED
         outbox.queue_email(kind=kind, subscriber=subscriber, subscriptions=[], now=now)
         requested = (
             Kind.EXPORT_REQUESTED if action == PrivacyAction.EXPORT else (Kind.ERASURE_REQUESTED)
         )
         _record(subscriber, requested, "reader")
-    return True
+    return Requested.SENT
 
 
 def expire_unconfirmed(*, now: datetime | None = None) -> int:

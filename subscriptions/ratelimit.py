@@ -17,7 +17,7 @@ import re
 import threading
 import time
 import uuid
-from collections import Counter, defaultdict, deque
+from collections import Counter, OrderedDict, defaultdict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -151,6 +151,18 @@ def enforce_all(limits: Sequence[tuple[str, str]]) -> None:
         raise RateLimited(retry_after=max(1, math.ceil(wait_ms / 1000)))
 
 
+def hold_once(name: str, key: str, value: str, *, seconds: int) -> bool:
+    """Keep `value` under (`name`, `key`) for `seconds`, unless another value is kept
+    there already: True if `value` is the one kept. For what may serve one thing only (a
+    form token, one mailbox). In the same store as the limits, and like them it fails
+    open, counted and logged: True when Redis cannot answer."""
+    try:
+        return _backend().hold_once(f"{name}:{_HASH_TAG}:{key}", value, seconds=seconds)
+    except _StoreFailed as failure:
+        _fail_open([name], failure)
+        return True
+
+
 def _fail_open(limit_names: Sequence[str], failure: _StoreFailed) -> None:
     with _fail_opens_lock:
         for limit_name in limit_names:
@@ -203,6 +215,17 @@ class _RedisWindow:
             raise _StoreFailed(_failure_reason(error)) from error
         return None if int(wait) < 0 else int(wait)
 
+    def hold_once(self, key: str, value: str, *, seconds: int) -> bool:
+        try:
+            client = self._sliding_windows().registered_client
+            if client.set(key, value, nx=True, ex=seconds):
+                return True
+            held = client.get(key)
+        except (redis.RedisError, RedisClusterException) as error:
+            raise _StoreFailed(_failure_reason(error)) from error
+        # Gone between the two calls (expired): nobody holds it now, and ours may.
+        return held is None or held.decode() == value
+
     def _sliding_windows(self) -> Script:
         # A cluster client asks a node for the cluster's slots as it is made, so it is
         # made on the first check, and again on the next one if that failed, rather than
@@ -225,9 +248,27 @@ class _RedisWindow:
 class _LocalWindow:
     """The same sliding windows for one process, when there is no Redis."""
 
+    # Far more values held at once than a single-machine site signs up within a day.
+    _HELD_CAPACITY = 100_000
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._hits: dict[str, deque[float]] = defaultdict(deque)
+        self._held: OrderedDict[str, tuple[str, float]] = OrderedDict()
+
+    def hold_once(self, key: str, value: str, *, seconds: int) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            # Oldest first: drop what has expired, and the oldest past the capacity.
+            while self._held and (
+                len(self._held) >= self._HELD_CAPACITY or next(iter(self._held.values()))[1] < now
+            ):
+                self._held.popitem(last=False)
+            held = self._held.get(key)
+            if held is not None and held[1] >= now:
+                return held[0] == value
+            self._held[key] = (value, now + seconds)
+            return True
 
     def hit(self, key: str, rate: Rate) -> int | None:
         return self.hit_all([(key, rate)])
@@ -247,6 +288,7 @@ class _LocalWindow:
     def clear(self) -> None:
         with self._lock:
             self._hits.clear()
+            self._held.clear()
 
 
 @lru_cache(maxsize=4)

@@ -60,10 +60,9 @@ def claimed_for_sending(outbound_email_id: int, *, task_id: str) -> Iterator[Cla
 
 def _completed(outbound: OutboundEmail) -> Claimed:
     """What the statement reads along with the claim, read with the ORM."""
-    confirmation = outbound.kind == OutboundEmail.Kind.CONFIRMATION
     return Claimed(
         outbound=outbound,
-        suppressed=suppression.is_suppressed(outbound.to_email, confirmation=confirmation),
+        suppressed=suppression.is_suppressed(outbound.to_email, kind=outbound.kind),
         subscriptions=list(
             outbound.subscriptions.select_related("newsletter").order_by(
                 "newsletter__position", "pk"
@@ -85,6 +84,26 @@ _SUPPRESSED = SuppressedAddress._meta.db_table
 
 def _select(alias: str, columns: list[str]) -> str:
     return ", ".join(f"{alias}.{column}" for column in columns)
+
+
+# Which entries stop which kind of email: `suppression.reasons_that_stop`, written out
+# as a CASE over the claimed row's kind, each list a parameter.
+_STOPPING_REASONS = (
+    "CASE claimed.kind "
+    + " ".join(
+        f"WHEN %(kind_{n})s THEN %(stopped_by_{n})s::text[]"
+        for n in range(len(suppression.stopping_kinds()))
+    )
+    + " ELSE %(stopped_by_any)s::text[] END"
+)
+
+
+def _stopping_parameters() -> dict[str, object]:
+    parameters: dict[str, object] = {"stopped_by_any": sorted(suppression.EVERY_REASON)}
+    for n, (kind, reasons) in enumerate(sorted(suppression.stopping_kinds().items())):
+        parameters[f"kind_{n}"] = kind
+        parameters[f"stopped_by_{n}"] = sorted(reasons)
+    return parameters
 
 
 # One row per subscription the email covers (one row, with no subscription, for the
@@ -109,7 +128,7 @@ SELECT lease.held,
     EXISTS (
         SELECT 1 FROM {_SUPPRESSED} entry
         WHERE entry.lifted_at IS NULL
-        AND (claimed.kind <> %(confirmation)s OR entry.reason <> %(erased)s)
+        AND entry.reason = ANY({_STOPPING_REASONS})
         AND (
             (LOWER(entry.email) = LOWER(claimed.to_email) AND entry.email <> '')
             OR (entry.email_hash = encode(sha256(convert_to(LOWER(claimed.to_email), 'UTF8')),
@@ -144,8 +163,7 @@ def _claim_under_lease(outbound_email_id: int, task_id: str) -> tuple[bool, Clai
                 "stale_before": now - timedelta(seconds=settings.OUTBOX_STALE_AFTER_SECONDS),
                 "queued": Status.QUEUED,
                 "sending": Status.SENDING,
-                "confirmation": OutboundEmail.Kind.CONFIRMATION,
-                "erased": SuppressedAddress.Reason.ERASED,
+                **_stopping_parameters(),
             },
         )
         rows = cursor.fetchall()
@@ -160,8 +178,7 @@ def _claim_under_lease(outbound_email_id: int, task_id: str) -> tuple[bool, Clai
     if subscriber_values[0] is not None:
         outbound.subscriber = Subscriber.from_db(connection.alias, _SUBSCRIBER, subscriber_values)
     if not outbound.to_email.isascii():
-        confirmation = outbound.kind == OutboundEmail.Kind.CONFIRMATION
-        suppressed = suppression.is_suppressed(outbound.to_email, confirmation=confirmation)
+        suppressed = suppression.is_suppressed(outbound.to_email, kind=outbound.kind)
     return held, Claimed(outbound, suppressed, _subscriptions(rows))
 
 

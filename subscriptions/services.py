@@ -10,23 +10,25 @@ after commit.
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import partial
 from typing import Any
 
-from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Q
 from django.utils import timezone
 
-from subscriptions import first_signup, languages, leases, outbox, signup_lookups, suppression
+from subscriptions import (
+    first_signup,
+    languages,
+    outbox,
+    signup_emails,
+    signup_lookups,
+    suppression,
+)
 from subscriptions.exceptions import AddressErased, UnknownNewsletter
-from subscriptions.leases import Namespace
 from subscriptions.models import (
     ConsentRecord,
     Newsletter,
-    OutboundEmail,
-    Subscriber,
     Subscription,
     SubscriptionEvent,
 )
@@ -36,10 +38,10 @@ from subscriptions.transitions import (
     change_status,
     lock_or_create_subscriber,
     lock_subscribers,
-    log_event,
     record_consent,
+    start_subscription,
 )
-from subscriptions.validation import mailbox_key, normalize_email
+from subscriptions.validation import normalize_email
 
 Status = Subscription.Status
 Event = SubscriptionEvent.Kind
@@ -188,7 +190,7 @@ def _write_sign_up(
             subscription = existing.get(newsletter.pk)
             if subscription is not None and subscription.status == Status.ACTIVE:
                 continue
-            subscription = _start_subscription(
+            subscription = start_subscription(
                 subscriber,
                 newsletter,
                 subscription,
@@ -204,9 +206,9 @@ def _write_sign_up(
             else:
                 result.activated_ids.append(subscription.pk)
                 if send_welcome:
-                    _queue_welcome_email(subscription, now=now)
+                    signup_emails.queue_welcome_email(subscription, now=now)
         if to_confirm:
-            result.confirmation_email_id = _queue_confirmation_email(
+            result.confirmation_email_id = signup_emails.queue_confirmation_email(
                 subscriber, to_confirm, actor=actor, now=now
             )
     return result
@@ -239,7 +241,11 @@ def confirm_subscriptions(*, claim: ConfirmationClaim, consent: ConsentContext) 
                 change_status(subscription, Status.ACTIVE, Event.CONFIRMED, "reader", now)
                 record_consent(subscription, ConsentRecord.Kind.CONFIRMATION, consent, now)
                 suppression.lift_erasure(subscription.subscriber.email)
-                _queue_welcome_email(subscription, now=now)
+                if claim.reactivation:
+                    # The reactivation email reached them and they pressed the button:
+                    # the address takes our mail again.
+                    suppression.lift_after_reactivation(subscription.subscriber.email)
+                signup_emails.queue_welcome_email(subscription, now=now)
                 result.confirmed.append(subscription)
             else:
                 result.stale.append(subscription)
@@ -266,7 +272,9 @@ def resend_confirmation(*, subscription_ids: Iterable[int], actor: str) -> int |
         )
         if not pending or len(subscriber_ids) != 1:
             return None
-        return _queue_confirmation_email(pending[0].subscriber, pending, actor=actor, now=now)
+        return signup_emails.queue_confirmation_email(
+            pending[0].subscriber, pending, actor=actor, now=now
+        )
 
 
 def unsubscribe(*, subscription_id: int, actor: str, via: str) -> bool:
@@ -293,171 +301,9 @@ def unsubscribe(*, subscription_id: int, actor: str, via: str) -> bool:
         return True
 
 
-def update_preferences(
-    *,
-    subscriber_id: int,
-    wanted_newsletter_ids: set[int],
-    offered_newsletters: Sequence[Newsletter],
-    consent: ConsentContext,
-) -> None:
-    """Apply the preferences page: start what is ticked, end what is not.
-
-    The page is reached through a link mailed to the address, so ticking a newsletter
-    there needs no further confirmation email.
-    """
-    now = timezone.now()
-    with transaction.atomic():
-        (subscriber,) = lock_subscribers({subscriber_id})
-        existing = {s.newsletter_id: s for s in Subscription.objects.filter(subscriber=subscriber)}
-        for newsletter in offered_newsletters:
-            subscription = existing.get(newsletter.pk)
-            wanted = newsletter.pk in wanted_newsletter_ids
-            is_on = subscription is not None and subscription.status in (
-                Status.ACTIVE,
-                Status.PENDING,
-            )
-            if wanted and (subscription is None or subscription.status != Status.ACTIVE):
-                subscription = _start_subscription(
-                    subscriber,
-                    newsletter,
-                    subscription,
-                    source=Subscription.Source.PREFERENCES,
-                    actor="reader",
-                    now=now,
-                    verified=True,
-                )
-                record_consent(subscription, ConsentRecord.Kind.SIGNUP, consent, now)
-                _queue_welcome_email(subscription, now=now)
-            elif not wanted and is_on:
-                change_status(
-                    subscription,
-                    Status.UNSUBSCRIBED,
-                    Event.UNSUBSCRIBED,
-                    "reader",
-                    now,
-                    detail={"via": "preferences"},
-                )
-
-
 # --- internals ---------------------------------------------------------------------------
-
-
-def _start_subscription(
-    subscriber: Subscriber,
-    newsletter: Newsletter,
-    subscription: Subscription | None,
-    *,
-    source: str,
-    actor: str,
-    now: datetime,
-    verified: bool = False,
-) -> Subscription:
-    needs_confirmation = newsletter.double_opt_in and not verified
-    target = Status.PENDING if needs_confirmation else Status.ACTIVE
-    if subscription is None:
-        subscription = Subscription.objects.create(
-            subscriber=subscriber,
-            newsletter=newsletter,
-            status=target,
-            source=source,
-            pending_since=now if target == Status.PENDING else None,
-            confirmed_at=now if target == Status.ACTIVE else None,
-        )
-        kind = Event.SUBSCRIBED if target == Status.PENDING else Event.ACTIVATED
-        log_event(subscription, kind, "", target, actor, now, {"source": source})
-        return subscription
-    if subscription.status == Status.PENDING and target == Status.PENDING:
-        log_event(subscription, Event.RESUBMITTED, Status.PENDING, Status.PENDING, actor, now)
-        return subscription
-    subscription.source = source
-    kind = Event.SUBSCRIBED if target == Status.PENDING else Event.ACTIVATED
-    change_status(subscription, target, kind, actor, now, detail={"source": source})
-    return subscription
 
 
 def _issued_after_pending(issued_at: datetime, pending_since: datetime | None) -> bool:
     # Tokens carry whole seconds, so compare at that precision.
     return pending_since is not None and pending_since.replace(microsecond=0) <= issued_at
-
-
-def _queue_confirmation_email(
-    subscriber: Subscriber, subscriptions: list[Subscription], *, actor: str, now: datetime
-) -> int | None:
-    """Queue one confirmation email for every subscription of this subscriber still
-    pending, unless a cap says no.
-
-    Two caps: a re-submission asking only for what the latest email (sent within
-    CONFIRMATION_EMAIL_MIN_INTERVAL_SECONDS) already covers sends nothing new, while a
-    sign-up to another newsletter does get its email; and no address gets more than
-    CONFIRMATION_EMAILS_PER_DAY to one mailbox (its address's variants included), whoever
-    asks and through whichever way in (subscription bombing). Each email
-    covers all that is pending, so a sign-up the daily cap held back is confirmed by
-    the next email the reader gets. Called with the subscriber row locked, so the
-    counts below cannot race.
-    """
-    if suppression.is_suppressed(subscriber.email, confirmation=True):
-        _log_not_sent(subscriptions, Event.EMAIL_SUPPRESSED, actor, now, {"kind": "confirmation"})
-        return None
-    mailbox = mailbox_key(subscriber.email)
-    # Other subscribers share the mailbox ("ann+1@", "a.nn@gmail"): their sign-ups
-    # queue behind this one, so the count below cannot race theirs.
-    leases.hold_until_commit(Namespace.CONFIRMATION_MAILBOX, int(mailbox[:8], 16))
-    day = OutboundEmail.objects.filter(
-        kind=OutboundEmail.Kind.CONFIRMATION, created_at__gte=now - timedelta(days=1)
-    )
-    # An import's confirmations carry no mailbox key: they count for their subscriber.
-    sent_last_24h = day.filter(Q(mailbox_key=mailbox) | Q(subscriber=subscriber)).count()
-    latest = day.filter(subscriber=subscriber).order_by("-created_at", "-pk").first()
-    min_interval = timedelta(seconds=settings.CONFIRMATION_EMAIL_MIN_INTERVAL_SECONDS)
-    asked_again_for_the_same = (
-        latest is not None
-        and now - latest.created_at < min_interval
-        and {s.pk for s in subscriptions} <= set(latest.subscriptions.values_list("pk", flat=True))
-    )
-    if asked_again_for_the_same or sent_last_24h >= settings.CONFIRMATION_EMAILS_PER_DAY:
-        _log_not_sent(
-            subscriptions, Event.CONFIRMATION_CAPPED, actor, now, {"sent_last_24h": sent_last_24h}
-        )
-        return None
-    pending = list(
-        Subscription.objects.filter(subscriber=subscriber, status=Status.PENDING).order_by("pk")
-    )
-    outbound = outbox.queue_email(
-        kind=OutboundEmail.Kind.CONFIRMATION,
-        subscriber=subscriber,
-        subscriptions=pending,
-        now=now,
-        mailbox_key=mailbox,
-    )
-    for subscription in pending:
-        log_event(
-            subscription,
-            Event.CONFIRMATION_QUEUED,
-            subscription.status,
-            subscription.status,
-            actor,
-            now,
-            {"outbound_email_id": outbound.pk},
-        )
-    return outbound.pk
-
-
-def _log_not_sent(
-    subscriptions: list[Subscription], kind: str, actor: str, now: datetime, detail: dict
-) -> None:
-    for subscription in subscriptions:
-        log_event(subscription, kind, subscription.status, subscription.status, actor, now, detail)
-
-
-def _queue_welcome_email(subscription: Subscription, *, now: datetime) -> None:
-    if not subscription.newsletter.send_welcome_email:
-        return
-    if suppression.is_suppressed(subscription.subscriber.email):
-        _log_not_sent([subscription], Event.EMAIL_SUPPRESSED, "system", now, {"kind": "welcome"})
-        return
-    outbox.queue_email(
-        kind=OutboundEmail.Kind.WELCOME,
-        subscriber=subscription.subscriber,
-        subscriptions=[subscription],
-        now=now,
-    )

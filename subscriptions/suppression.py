@@ -8,11 +8,11 @@ import hashlib
 from collections.abc import Iterable
 
 from django.db import IntegrityError, transaction
-from django.db.models import Q, Value
+from django.db.models import Q, QuerySet, Value
 from django.db.models.functions import Lower
 from django.utils import timezone
 
-from subscriptions.models import DeliveryEvent, SuppressedAddress
+from subscriptions.models import DeliveryEvent, OutboundEmail, SuppressedAddress
 
 
 def address_hash(email: str) -> str:
@@ -37,21 +37,79 @@ def _in_force(email: str) -> Q:
     return Q(email_ci=Lower(Value(email)), lifted_at__isnull=True)
 
 
-def is_suppressed(email: str, *, confirmation: bool = False) -> bool:
-    """Whether the address gets no mail: suppressed as itself, or erased.
+Reason = SuppressedAddress.Reason
+Kind = OutboundEmail.Kind
+EVERY_REASON = frozenset(Reason.values)
+# The address's mail server refuses our mail: nothing gets through, whatever it is.
+UNDELIVERABLE = frozenset({Reason.HARD_BOUNCE, Reason.SOFT_BOUNCES, Reason.REJECTED})
+# Entries a reader's own confirmation after a bounce or complaint lifts (an editor's own
+# entry, and an erasure, are not the address's mail server's word).
+LIFTED_BY_REACTIVATION = UNDELIVERABLE | {Reason.COMPLAINT}
 
-    `confirmation`: for a confirmation email the reader asked for by signing up again.
-    An erasure keeps imports and editors from re-adding a person silently, but the
-    person may come back by themselves: double opt-in is their consent, and
-    confirming lifts the erasure's entry (`lift_erasure`). A bounce or a complaint
-    still blocks even that.
-    """
-    entries = SuppressedAddress.objects.alias(email_ci=Lower("email")).filter(
+_STOPPED_BY = {
+    # A confirmation the reader asked for by signing up again: an erasure keeps imports
+    # and editors from re-adding a person silently, but the person may come back by
+    # themselves (double opt-in is their consent; confirming lifts the erasure's entry,
+    # `lift_erasure`). A bounce or a complaint still blocks even that.
+    Kind.CONFIRMATION: EVERY_REASON - {Reason.ERASED},
+    # Asked for from the preferences page after a bounce or a complaint, to start again:
+    # only an editor's own stop holds it back.
+    Kind.REACTIVATION: frozenset({Reason.MANUAL}),
+    # A reader's request about their own data, or for a fresh link to their preferences,
+    # is answered even to an address that complained or that an editor stopped; only a
+    # server that refuses our mail stops it (and the page says so).
+    Kind.PRIVACY_EXPORT: UNDELIVERABLE,
+    Kind.PRIVACY_ERASURE: UNDELIVERABLE,
+    Kind.PREFERENCES_LINK: UNDELIVERABLE,
+}
+
+
+def reasons_that_stop(kind: str) -> frozenset[str]:
+    """The entries that stop an email of this kind: the rule's one home. Newsletters,
+    welcome emails and editors' notices stop for any entry. The worker's one-statement
+    claim (sending.py) is built from this; tests/test_sending.py holds them equal."""
+    return _STOPPED_BY.get(kind, EVERY_REASON)
+
+
+def stopping_kinds() -> dict[str, frozenset[str]]:
+    """Every kind with a rule of its own, for the statement built from them."""
+    return dict(_STOPPED_BY)
+
+
+def is_suppressed(email: str, *, kind: str = Kind.WELCOME) -> bool:
+    """Whether the list stops an email of `kind` to the address: as itself, or erased
+    (`reasons_that_stop`)."""
+    return _entries_in_force(email).filter(reason__in=reasons_that_stop(kind)).exists()
+
+
+def reason_in_force(email: str) -> str | None:
+    """Why the address is on the list, if it is (the strongest reason first): what the
+    reader's pages tell them."""
+    reasons = set(_entries_in_force(email).values_list("reason", flat=True))
+    for reason in (Reason.MANUAL, Reason.COMPLAINT, *UNDELIVERABLE, Reason.ERASED):
+        if reason in reasons:
+            return reason
+    return None
+
+
+def _entries_in_force(email: str) -> QuerySet[SuppressedAddress]:
+    return SuppressedAddress.objects.alias(email_ci=Lower("email")).filter(
         _in_force(email) | Q(email_hash=address_hash(email), lifted_at__isnull=True)
     )
-    if confirmation:
-        entries = entries.exclude(reason=SuppressedAddress.Reason.ERASED)
-    return entries.exists()
+
+
+def lift_after_reactivation(email: str) -> int:
+    """The reader confirmed their address again after a bounce or a complaint (a
+    reactivation email reached them and they pressed the button): lift those entries."""
+    return (
+        _entries_in_force(email)
+        .filter(reason__in=LIFTED_BY_REACTIVATION)
+        .update(
+            lifted_at=timezone.now(),
+            lifted_by="reader",
+            lift_reason="Confirmed the address again from the preferences page.",
+        )
+    )
 
 
 def is_erased(email: str) -> bool:

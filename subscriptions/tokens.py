@@ -2,8 +2,11 @@
 
 Tokens carry ids, never addresses, and are signed with Django's signing framework, so
 `SECRET_KEY_FALLBACKS` keeps links signed with an old key working after a rotation.
-A confirmation token expires; unsubscribe and preferences tokens do not (an
-unsubscribe link in a years-old email must still work).
+A confirmation token expires; an unsubscribe token does not (an unsubscribe link in a
+years-old email must still work, RFC 8058). A preferences token records when it was
+issued: it opens the page for good, but stands for the reader (may add newsletters)
+only for PREFERENCES_LINK_MAX_AGE_DAYS, so a newsletter forwarded long ago cannot turn
+every newsletter on for its reader.
 """
 
 from dataclasses import dataclass
@@ -25,6 +28,9 @@ def _now() -> datetime:
 class ConfirmationClaim:
     subscription_ids: tuple[int, ...]
     issued_at: datetime
+    # Sent after a bounce or a complaint, at the reader's request: confirming it lifts the
+    # stop on the address (it reached the reader, and they pressed the button).
+    reactivation: bool = False
 
 
 class ConfirmationToken:
@@ -36,8 +42,10 @@ class ConfirmationToken:
 
     key_salt = "subscriptions.tokens.confirm"
 
-    def make_token(self, subscription_ids: list[int]) -> str:
-        payload = {"s": sorted(subscription_ids), "t": int(_now().timestamp())}
+    def make_token(self, subscription_ids: list[int], *, reactivation: bool = False) -> str:
+        payload: dict[str, object] = {"s": sorted(subscription_ids), "t": int(_now().timestamp())}
+        if reactivation:
+            payload["r"] = 1
         return signing.dumps(payload, salt=self.key_salt, compress=True)
 
     def read_token(self, token: str, *, allow_expired: bool = False) -> ConfirmationClaim:
@@ -46,9 +54,12 @@ class ConfirmationToken:
             payload = signing.loads(token, salt=self.key_salt)
             subscription_ids = tuple(int(pk) for pk in payload["s"])
             issued_at = datetime.fromtimestamp(int(payload["t"]), tz=UTC)
-        except (signing.BadSignature, KeyError, TypeError, ValueError) as exc:
+            reactivation = payload.get("r") == 1
+        except (signing.BadSignature, KeyError, TypeError, ValueError, AttributeError) as exc:
             raise TokenInvalid from exc
-        claim = ConfirmationClaim(subscription_ids=subscription_ids, issued_at=issued_at)
+        claim = ConfirmationClaim(
+            subscription_ids=subscription_ids, issued_at=issued_at, reactivation=reactivation
+        )
         max_age = timedelta(days=settings.CONFIRMATION_TOKEN_MAX_AGE_DAYS)
         if not allow_expired and _now() - issued_at > max_age:
             raise TokenExpired(claim)
@@ -76,10 +87,39 @@ class UnsubscribeToken(_IdToken):
     key_salt = "subscriptions.tokens.unsubscribe"
 
 
-class PreferencesToken(_IdToken):
-    """Names one subscriber; opens their preferences page."""
+@dataclass(frozen=True)
+class PreferencesClaim:
+    subscriber_id: int
+    # None for a link from before links carried it: as old as can be.
+    issued_at: datetime | None
+
+    @property
+    def stands_for_the_reader(self) -> bool:
+        """Fresh enough to add newsletters without another email to the address."""
+        max_age = timedelta(days=settings.PREFERENCES_LINK_MAX_AGE_DAYS)
+        return self.issued_at is not None and _now() - self.issued_at <= max_age
+
+
+class PreferencesToken:
+    """Names one subscriber and when the link was issued; opens their preferences page."""
 
     key_salt = "subscriptions.tokens.preferences"
+
+    def make_token(self, subscriber_id: int) -> str:
+        payload = {"s": subscriber_id, "t": int(_now().timestamp())}
+        return signing.dumps(payload, salt=self.key_salt, compress=True)
+
+    def read_token(self, token: str) -> PreferencesClaim:
+        """The claim, or `TokenInvalid`. Links mailed before they carried a time (a
+        bare id) still open the page."""
+        try:
+            payload = signing.loads(token, salt=self.key_salt)
+            if isinstance(payload, dict):
+                issued_at = datetime.fromtimestamp(int(payload["t"]), tz=UTC)
+                return PreferencesClaim(subscriber_id=int(payload["s"]), issued_at=issued_at)
+            return PreferencesClaim(subscriber_id=int(payload), issued_at=None)
+        except (signing.BadSignature, KeyError, TypeError, ValueError, OverflowError) as exc:
+            raise TokenInvalid from exc
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,16 @@ from django.db.models import Q, Value
 from django.db.models.functions import Lower
 from django.utils.translation import gettext_lazy as _
 
-from subscriptions.models import ConsentRecord, Subscriber, Subscription, SubscriptionEvent
+from subscriptions.models import (
+    ConsentRecord,
+    Newsletter,
+    Subscriber,
+    Subscription,
+    SubscriptionEvent,
+)
 
 Status = Subscription.Status
+Event = SubscriptionEvent.Kind
 
 # Shown in the reader's language, and recorded in it (the words they saw).
 DEFAULT_CONSENT_TEXT = _(
@@ -117,3 +124,38 @@ def record_consent(
         page_url=consent.page_url[:2000],
         consent_text=consent.consent_text,
     )
+
+
+def start_subscription(
+    subscriber: Subscriber,
+    newsletter: Newsletter,
+    subscription: Subscription | None,
+    *,
+    source: str,
+    actor: str,
+    now: datetime,
+    verified: bool = False,
+) -> Subscription:
+    """Start (or start again) a subscription: pending when the newsletter asks for
+    confirmation and nothing verified the address, else active; logged."""
+    needs_confirmation = newsletter.double_opt_in and not verified
+    target = Status.PENDING if needs_confirmation else Status.ACTIVE
+    if subscription is None:
+        subscription = Subscription.objects.create(
+            subscriber=subscriber,
+            newsletter=newsletter,
+            status=target,
+            source=source,
+            pending_since=now if target == Status.PENDING else None,
+            confirmed_at=now if target == Status.ACTIVE else None,
+        )
+        kind = Event.SUBSCRIBED if target == Status.PENDING else Event.ACTIVATED
+        log_event(subscription, kind, "", target, actor, now, {"source": source})
+        return subscription
+    if subscription.status == Status.PENDING and target == Status.PENDING:
+        log_event(subscription, Event.RESUBMITTED, Status.PENDING, Status.PENDING, actor, now)
+        return subscription
+    subscription.source = source
+    kind = Event.SUBSCRIBED if target == Status.PENDING else Event.ACTIVATED
+    change_status(subscription, target, kind, actor, now, detail={"source": source})
+    return subscription

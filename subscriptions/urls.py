@@ -1,6 +1,6 @@
 from django.urls import path
 
-from subscriptions import api, embeds, stripe_webhook, views
+from subscriptions import api, embeds, preferences_views, stripe_webhook, views
 
 app_name = "subscriptions"
 
@@ -17,8 +17,12 @@ urlpatterns = [
     path("confirm/<str:token>/", views.confirm, name="confirm"),
     path("confirm/<str:token>/resend/", views.confirm_resend, name="confirm_resend"),
     path("unsubscribe/<str:token>/", views.unsubscribe, name="unsubscribe"),
-    path("preferences/<str:token>/", views.preferences, name="preferences"),
-    path("preferences/<str:token>/privacy/", views.privacy_request, name="privacy_request"),
+    path("preferences/<str:token>/", preferences_views.preferences_page, name="preferences"),
+    path(
+        "preferences/<str:token>/privacy/",
+        preferences_views.privacy_request,
+        name="privacy_request",
+    ),
     path("privacy/<str:token>/", views.privacy_confirm, name="privacy"),
     path("api/v1/subscriptions", api.create_subscription, name="api_create_subscription"),
     path("api/v1/form-token", api.form_token, name="api_form_token"),

@@ -4,7 +4,7 @@ import logging
 
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext, ngettext
@@ -23,9 +23,9 @@ from subscriptions import (
 )
 from subscriptions.client import client_ip, client_network, consent_from_request
 from subscriptions.exceptions import TokenExpired, TokenInvalid
-from subscriptions.forms import PreferencesForm, SignupForm, SignupOutcome
+from subscriptions.forms import SignupForm, SignupOutcome
 from subscriptions.middleware import checks_form_body, limits_body_size
-from subscriptions.models import Newsletter, Subscriber, Subscription
+from subscriptions.models import Subscriber, Subscription
 from subscriptions.privacy import PrivacyAction
 from subscriptions.ratelimit import RateLimited
 from subscriptions.tokens import (
@@ -262,63 +262,6 @@ def _unsubscribe_now(request: HttpRequest, subscription_id: int, via: str) -> Ht
             "newsletter": subscription.newsletter,
             "preferences_token": preferences_token.make_token(subscription.subscriber_id),
         },
-    )
-
-
-@limits_body_size
-@require_http_methods(["GET", "POST"])
-def preferences(request: HttpRequest, token: str) -> HttpResponse:
-    try:
-        subscriber_id = preferences_token.read_token(token)
-    except TokenInvalid:
-        return render(request, "subscriptions/token_invalid.html", status=400)
-    subscriber = get_object_or_404(Subscriber, pk=subscriber_id)
-    rows = selectors.preferences_for(subscriber)
-    offered: list[Newsletter] = [newsletter for newsletter, _ in rows]
-    saved = False
-    if request.method == "POST":
-        form = PreferencesForm(request.POST, offered=offered)
-        if form.is_valid():
-            services.update_preferences(
-                subscriber_id=subscriber.pk,
-                wanted_newsletter_ids=set(form.cleaned_data["newsletters"]),
-                offered_newsletters=offered,
-                consent=consent_from_request(request),
-            )
-            rows = selectors.preferences_for(subscriber)
-            saved = True
-    active = {"active", "pending"}
-    return render(
-        request,
-        "subscriptions/preferences.html",
-        {
-            "subscriber": subscriber,
-            "rows": [(n, s, s is not None and s.status in active) for n, s in rows],
-            "token": token,
-            "saved": saved,
-            "privacy_sent": request.GET.get("privacy") == "sent",
-        },
-    )
-
-
-@limits_body_size
-@require_POST
-def privacy_request(request: HttpRequest, token: str) -> HttpResponse:
-    """From the preferences page: mail a link that confirms the download or deletion."""
-    try:
-        subscriber_id = preferences_token.read_token(token)
-    except TokenInvalid:
-        return render(request, "subscriptions/token_invalid.html", status=400)
-    action = request.POST.get("action")
-    if action not in (PrivacyAction.EXPORT, PrivacyAction.ERASE):
-        return render(request, "subscriptions/token_invalid.html", status=400)
-    if not Subscriber.objects.filter(pk=subscriber_id).exists():
-        return render(request, "subscriptions/token_invalid.html", status=400)
-    # The same answer whether or not today's cap let the email go.
-    privacy.request_by_email(subscriber_id=subscriber_id, action=action)
-    preferences_url = reverse("subscriptions:preferences", args=[token]) + "?privacy=sent"
-    return HttpResponseRedirect(
-        languages.with_language(preferences_url, languages.requested(request))
     )
 
 

@@ -210,7 +210,9 @@ def _wait_until_up(site: Site) -> None:
 
 
 def api_signup(site: Site, email: str) -> Answer:
-    body = json.dumps({"email": email, "newsletters": ["the-briefing"]}).encode()
+    body = json.dumps(
+        {"email": email, "newsletters": ["the-briefing"], "form_token": human_form_token()}
+    ).encode()
     return site.request("POST", "/api/v1/subscriptions", body, {"Content-Type": "application/json"})
 
 

@@ -4,6 +4,8 @@ check's warning about plain-HTTP links in emails."""
 
 import io
 import os
+import secrets
+import string
 import subprocess
 import sys
 from pathlib import Path
@@ -116,3 +118,26 @@ def test_the_demo_newsletters_load_once_and_keep_editors_changes() -> None:
     ukraine = Newsletter.objects.get(slug="explaining-ukraine")
     assert ukraine.name == "Ukraine, explained"
     assert ukraine.host_line == "Explaining Ukraine with Kate Tsurkan"
+
+
+def test_the_deploy_check_prints_no_warning_for_the_example_environment_filled_in(
+    tmp_path: Path,
+) -> None:
+    """`.env.example` as a newcomer fills it in for production (its comments say what:
+    a secret key, the public https URL and host, a webhook secret): not one warning a
+    newcomer would have to interpret, HSTS's subdomain and preload ones included."""
+    environment = _environment_from_env_example(tmp_path)
+    environment.update(
+        SECRET_KEY="".join(secrets.choice(string.ascii_letters) for _ in range(64)),
+        SITE_URL="https://news.example.org",
+        ALLOWED_HOSTS="news.example.org,127.0.0.1",
+        ANYMAIL_WEBHOOK_SECRET="esp:" + secrets.token_urlsafe(24),
+    )
+    assert environment["DEBUG"] == "false"
+    assert "SECURE_HSTS_INCLUDE_SUBDOMAINS" not in environment  # left off, as shipped
+
+    result = deploy_check(environment)
+
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "System check identified no issues" in output

@@ -76,7 +76,8 @@ def test_on_a_redis_cluster_the_keys_of_one_check_share_one_hash_tag(
 
     assert first.status_code == 202
     assert_rate_limited_json(again)
-    keys = list(on_cluster.scan_iter(match="*"))
+    # (The sign-up's form token is kept in the same store, under a key of its own.)
+    keys = list(on_cluster.scan_iter(match="ratelimit:*"))
     assert sorted(key.split(":")[1] for key in keys) == ["api-email", "api-ip", "api-ip"]
     (tag,) = {hash_tag(key) for key in keys}
     assert tag not in keys  # a tag of its own, not each whole key
@@ -137,11 +138,14 @@ def test_a_check_skipped_because_redis_stopped_is_counted_and_logged(
         over_both_limits = post_api(client, "ann@example.org")
 
     assert over_both_limits.status_code == 202
+    # The form token's one-mailbox check lives in the same store and fails open alike.
     assert fail_opens_since(before) == {
         ("api-ip", "unreachable"): 1,
         ("api-email", "unreachable"): 1,
+        ("form-token", "unreachable"): 1,
     }
-    (warning,) = fail_open_warnings(caplog)
+    warning, token_warning = fail_open_warnings(caplog)
+    assert "form-token" in token_warning.getMessage()
     message = warning.getMessage()
     assert "rate limit check skipped: Redis unavailable" in message
     assert "unreachable" in message
@@ -186,8 +190,9 @@ def test_a_redis_cluster_that_cannot_be_reached_lets_signups_through_counted(
     assert fail_opens_since(before) == {
         ("form-ip", "unreachable"): 2,
         ("form-email", "unreachable"): 2,
+        ("form-token", "unreachable"): 2,
     }
-    assert len(fail_open_warnings(caplog)) == 2
+    assert len(fail_open_warnings(caplog)) == 4
 
 
 def test_a_redis_cluster_that_stops_is_counted_and_logged_and_counts_again_once_back(

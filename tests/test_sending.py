@@ -128,20 +128,37 @@ def bounce_lifted(email: str) -> None:
     SuppressedAddress.objects.update(lifted_at=timezone.now())
 
 
+def listed_as(reason: str):
+    def before(email: str) -> None:
+        suppression.suppress(email=email.upper(), reason=reason)
+
+    before.__name__ = reason
+    return before
+
+
 @pytest.mark.parametrize(
-    "before", [lambda email: None, erased, bounced, bounce_lifted], ids=lambda f: f.__name__
+    "before",
+    [
+        lambda email: None,
+        erased,
+        bounced,
+        bounce_lifted,
+        *(listed_as(reason) for reason in SuppressedAddress.Reason.values if reason != "erased"),
+    ],
+    ids=lambda f: f.__name__,
 )
-@pytest.mark.parametrize("kind", [OutboundEmail.Kind.CONFIRMATION, OutboundEmail.Kind.WELCOME])
+@pytest.mark.parametrize("kind", OutboundEmail.Kind.values)
 @pytest.mark.parametrize("email", ["Ann.Reader@example.org", "ann@xn--e1afmkfd.xn--j1amh"])
 def test_the_statement_says_suppressed_when_is_suppressed_does(before, kind, email) -> None:
+    """The rule of which entries stop which kind has one home
+    (`suppression.reasons_that_stop`); the statement is built from it, for every kind
+    and every reason."""
     outbound = queued_confirmation(email)
     OutboundEmail.objects.filter(pk=outbound.pk).update(kind=kind)
     before(email)
 
     with sending.claimed_for_sending(outbound.pk, task_id="t") as claimed:
-        assert claimed.suppressed == suppression.is_suppressed(
-            email, confirmation=kind == OutboundEmail.Kind.CONFIRMATION
-        )
+        assert claimed.suppressed == suppression.is_suppressed(email, kind=kind)
 
 
 def test_the_claim_carries_the_subscriber_and_the_subscriptions_by_newsletter_position() -> None:

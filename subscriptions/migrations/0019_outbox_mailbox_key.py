@@ -17,6 +17,6 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name='outboundemail',
-            index=models.Index(condition=models.Q(('kind', 'confirmation'), models.Q(('mailbox_key', ''), _negated=True)), fields=['mailbox_key', 'created_at'], name='outbox_confirmations_mailbox'),
+            index=models.Index(condition=models.Q(('kind__in', ['confirmation', 'reactivation']), models.Q(('mailbox_key', ''), _negated=True)), fields=['mailbox_key', 'created_at'], name='outbox_confirmations_mailbox'),
         ),
     ]

@@ -18,6 +18,13 @@ class OutboundEmail(models.Model):
         MILESTONE = "milestone", "Membership milestone (to editors)"
         PRIVACY_EXPORT = "privacy_export", "Link to download one's data"
         PRIVACY_ERASURE = "privacy_erasure", "Link to delete one's data"
+        # Asked for from the preferences page by a reader whose mail was stopped by a
+        # bounce or a complaint: confirming it lifts the stop.
+        REACTIVATION = "reactivation", "Confirmation after a bounce or complaint"
+        PREFERENCES_LINK = "preferences_link", "A fresh link to one's preferences"
+
+    # Kinds that ask a reader to confirm an address: one daily budget per mailbox.
+    CONFIRMATION_KINDS = ("confirmation", "reactivation")
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -89,7 +96,8 @@ class OutboundEmail(models.Model):
             # in the last day?
             models.Index(
                 fields=["mailbox_key", "created_at"],
-                condition=models.Q(kind="confirmation") & ~models.Q(mailbox_key=""),
+                condition=models.Q(kind__in=["confirmation", "reactivation"])
+                & ~models.Q(mailbox_key=""),
                 name="outbox_confirmations_mailbox",
             ),
         ]
