@@ -3,7 +3,7 @@
 Each script starts what it needs and prints its figures with the ratio to a baseline
 measured in the same run; this prints them as they come, then which targets were met.
 Nothing else should load the machine meanwhile: the figures are only comparable
-within a run. About eight minutes.
+within a run. About ten minutes.
 """
 
 import subprocess
@@ -12,13 +12,15 @@ import time
 
 from bench import harness
 
-# (script, its arguments): issue 8's list, in its order, then the server comparison.
+# (script, its arguments): issue 8's list, in its order, with issue 15's erasure after
+# the import, then the server comparison.
 BENCHMARKS = [
     ("signup", []),
     ("signup_profile", []),
     ("confirmation_latency", []),
     ("goal_reads", []),
     ("import_export", []),
+    ("erasure", []),
     ("peer", ["--seconds", "10"]),
     ("servers", ["--seconds", "6"]),
 ]

@@ -135,6 +135,20 @@ def fresh_database() -> None:
     manage("collectstatic", "--noinput")
 
 
+def drop_database() -> None:
+    """Drop the bench database and empty the bench Redis DB: for a benchmark that leaves
+    gigabytes behind."""
+    name = DATABASE_URL.rsplit("/", 1)[1]
+    admin_url = DATABASE_URL.rsplit("/", 1)[0] + "/postgres"
+    django(
+        "import psycopg, redis\n"
+        f"with psycopg.connect({admin_url!r}, autocommit=True) as c:\n"
+        f"    c.execute('DROP DATABASE IF EXISTS {name} WITH (FORCE)')\n"
+        f"redis.Redis.from_url({REDIS_URL!r}).flushdb()\n",
+        env=environment(DATABASE_URL=admin_url),
+    )
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

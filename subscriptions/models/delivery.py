@@ -100,6 +100,16 @@ class OutboundEmail(models.Model):
                 & ~models.Q(mailbox_key=""),
                 name="outbox_confirmations_mailbox",
             ),
+            # An erasure finds the person's rows by subscriber; the only rows to an
+            # address without one are milestone notices to editors, found by this. Only
+            # those few rows are in it: a sign-up's row has a subscriber, so PostgreSQL
+            # adds no entry for it, where an index of every row's address would cost
+            # each sign-up and imported row one more index insert.
+            models.Index(
+                Lower("to_email"),
+                condition=models.Q(subscriber__isnull=True),
+                name="outbox_to_editor",
+            ),
         ]
         constraints = [
             # A milestone is announced to each editor once, whoever asks twice.
@@ -186,6 +196,12 @@ class SuppressedAddress(models.Model):
     class Meta:
         verbose_name_plural = "suppressed addresses"
         ordering = ["-created_at", "-pk"]
+        indexes = [
+            # Every entry for an address, lifted ones too: an erasure rewrites them all
+            # and an export lists them. The send's check (`is_suppressed`) uses it too:
+            # it does not say `email <> ''`, so the partial unique index cannot serve it.
+            models.Index(Lower("email"), name="suppression_email_ci"),
+        ]
         constraints = [
             # At most one entry in force per address; lifted ones are history.
             models.UniqueConstraint(
