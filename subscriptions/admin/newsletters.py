@@ -1,11 +1,11 @@
-"""Newsletters, with subscription counts per status."""
+"""Newsletters, with subscription counts per status; archived rather than deleted."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from django.conf import settings
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.urls import path
@@ -38,6 +38,33 @@ class NewsletterAdmin(admin.ModelAdmin):
         if newsletter.pk is None:
             return "Save the newsletter first."
         return _signup_snippets([newsletter])
+
+    def get_deleted_objects(self, objs: Iterable[Newsletter], request: HttpRequest) -> tuple:
+        """A newsletter anyone subscribed to is protected (its readers' proof of consent
+        and event log). Say so in one counted line per newsletter: Django's own list
+        would load and show every subscription, and a list may have a million."""
+        newsletters = list(objs)
+        counts = dict(
+            Subscription.objects.filter(newsletter__in=newsletters)
+            .order_by()
+            .values("newsletter")
+            .annotate(n=Count("pk"))
+            .values_list("newsletter", "n")
+        )
+        if not counts:
+            return super().get_deleted_objects(newsletters, request)
+        protected = [
+            format_html(
+                "{}: {} subscription{}, with their proof of consent and event log. "
+                "Archive the newsletter instead.",
+                newsletter.name,
+                counts[newsletter.pk],
+                "" if counts[newsletter.pk] == 1 else "s",
+            )
+            for newsletter in newsletters
+            if newsletter.pk in counts
+        ]
+        return [], {}, set(), protected
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Newsletter]:
         return selectors.newsletters_with_status_counts()
