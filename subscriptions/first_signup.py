@@ -12,14 +12,18 @@ the slowest part of a sign-up is gone.
 The statement inserts nothing unless the address is new and on no suppression list, of
 any kind: its subscriber insert is `ON CONFLICT DO NOTHING` on the address's unique
 index, so a second sign-up of the same new address waits for the first to commit and
-then finds it taken (as the general path's row lock would make it wait). When nothing
-was inserted the caller takes the general path, which handles everything else.
+then finds it taken (as the general path's row lock would make it wait). Nor unless
+every newsletter is still there and not archived; it holds them so until commit, as
+`archiving.hold_open` does, so an archive waits for this sign-up. When nothing was
+inserted the caller takes the general path, which handles everything else (and
+refuses a newsletter deleted or archived meanwhile).
 """
 
 from datetime import datetime
 
 from subscriptions.models import (
     ConsentRecord,
+    Newsletter,
     OutboundEmail,
     Subscriber,
     Subscription,
@@ -34,7 +38,12 @@ Status = Subscription.Status
 Event = SubscriptionEvent.Kind
 
 _STATEMENT = f"""
-WITH subscriber AS (
+WITH open_newsletter AS (
+    SELECT id FROM {Newsletter._meta.db_table}
+    WHERE id = ANY(%(newsletter_ids)s::bigint[]) AND archived_at IS NULL
+    ORDER BY id
+    FOR KEY SHARE
+), subscriber AS (
     INSERT INTO {Subscriber._meta.db_table} (email, name, attributes, language, created_at)
     SELECT %(email)s::text, '', '{{}}'::jsonb, %(language)s::text, %(now)s::timestamptz
     -- Each test in the words of its partial unique index, so that index answers it.
@@ -44,6 +53,9 @@ WITH subscriber AS (
     ) AND NOT EXISTS (
         SELECT 1 FROM {SuppressedAddress._meta.db_table}
         WHERE email_hash = %(hash)s::text AND email_hash <> '' AND lifted_at IS NULL
+    ) AND NOT EXISTS (
+        SELECT 1 FROM unnest(%(newsletter_ids)s::bigint[]) AS wanted(id)
+        WHERE wanted.id NOT IN (SELECT id FROM open_newsletter)
     )
     ON CONFLICT (LOWER(email)) DO NOTHING
     RETURNING id
@@ -108,7 +120,8 @@ def insert_new_address(
 ) -> tuple[int, int, list[int]] | None:
     """Sign a new, unsuppressed address up to double opt-in newsletters in one
     statement: (subscriber id, confirmation email id, subscription ids), or None when
-    the address is known or suppressed and nothing was written.
+    the address is known or suppressed, or a newsletter is gone or archived, and
+    nothing was written.
 
     The caller enqueues the email after commit."""
     with prepared_cursor() as cursor:

@@ -15,10 +15,10 @@ from functools import partial
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
-from subscriptions import first_signup, languages, outbox, signup_lookups, suppression
+from subscriptions import archiving, first_signup, languages, outbox, signup_lookups, suppression
 from subscriptions.exceptions import AddressErased, UnknownNewsletter
 from subscriptions.models import (
     ConsentRecord,
@@ -115,21 +115,14 @@ def add_by_editor(
 
 
 def _sign_up(*, newsletters: Sequence[Newsletter], **details: Any) -> SignupResult:
-    """Raises `UnknownNewsletter` for a newsletter deleted since the caller looked it up
-    (each process remembers the newsletters for a second, signup_lookups.py)."""
+    """Raises `UnknownNewsletter` for a newsletter deleted or archived since the caller
+    looked it up (each process remembers the newsletters for a second,
+    signup_lookups.py), having stored nothing; this process forgets its copy."""
     try:
         return _write_sign_up(newsletters=newsletters, **details)
-    except IntegrityError:
-        still_there = set(
-            Newsletter.objects.filter(pk__in=[n.pk for n in newsletters]).values_list(
-                "pk", flat=True
-            )
-        )
-        gone = [n.slug for n in newsletters if n.pk not in still_there]
-        if not gone:
-            raise
+    except UnknownNewsletter:
         signup_lookups.forget_all()
-        raise UnknownNewsletter(gone) from None
+        raise
 
 
 def _write_sign_up(
@@ -172,6 +165,7 @@ def _write_sign_up(
                 confirmation_email_id=outbound_id,
             )
     with transaction.atomic():
+        archiving.hold_open_or_refuse(newsletters)
         subscriber = lock_or_create_subscriber(address, language=language)
         if language and subscriber.language != language:
             subscriber.language = language
@@ -225,14 +219,20 @@ def confirm_subscriptions(*, claim: ConfirmationClaim, consent: ConsentContext) 
             )
         )
         lock_subscribers(subscriber_ids)
-        subscriptions = Subscription.objects.select_related("newsletter", "subscriber").filter(
-            pk__in=claim.subscription_ids
+        subscriptions = list(
+            Subscription.objects.select_related("newsletter", "subscriber").filter(
+                pk__in=claim.subscription_ids
+            )
         )
+        # An archived newsletter takes no new subscribers, confirmed ones included.
+        open_ids = archiving.hold_open({s.newsletter_id for s in subscriptions})
         for subscription in subscriptions:
             if subscription.status == Status.ACTIVE:
                 result.already_active.append(subscription)
-            elif subscription.status == Status.PENDING and _issued_after_pending(
-                claim.issued_at, subscription.pending_since
+            elif (
+                subscription.status == Status.PENDING
+                and subscription.newsletter_id in open_ids
+                and _issued_after_pending(claim.issued_at, subscription.pending_since)
             ):
                 change_status(subscription, Status.ACTIVE, Event.CONFIRMED, "reader", now)
                 record_consent(subscription, ConsentRecord.Kind.CONFIRMATION, consent, now)
@@ -259,7 +259,9 @@ def resend_confirmation(*, subscription_ids: Iterable[int], actor: str) -> int |
         lock_subscribers(subscriber_ids)
         pending = list(
             Subscription.objects.select_related("subscriber").filter(
-                pk__in=list(subscription_ids), status=Status.PENDING
+                pk__in=list(subscription_ids),
+                status=Status.PENDING,
+                newsletter__archived_at__isnull=True,
             )
         )
         if not pending or len(subscriber_ids) != 1:
@@ -307,7 +309,10 @@ def update_preferences(
     with transaction.atomic():
         (subscriber,) = lock_subscribers({subscriber_id})
         existing = {s.newsletter_id: s for s in Subscription.objects.filter(subscriber=subscriber)}
+        open_ids = archiving.hold_open({n.pk for n in offered_newsletters})
         for newsletter in offered_newsletters:
+            if newsletter.pk not in open_ids:
+                continue  # archived since the page was read: left as it was
             subscription = existing.get(newsletter.pk)
             wanted = newsletter.pk in wanted_newsletter_ids
             is_on = subscription is not None and subscription.status in (
@@ -413,8 +418,11 @@ def _queue_confirmation_email(
             subscriptions, Event.CONFIRMATION_CAPPED, actor, now, {"sent_last_24h": sent_last_24h}
         )
         return None
+    # Not those of a newsletter archived since: the email would ask to confirm them.
     pending = list(
-        Subscription.objects.filter(subscriber=subscriber, status=Status.PENDING).order_by("pk")
+        Subscription.objects.filter(
+            subscriber=subscriber, status=Status.PENDING, newsletter__archived_at__isnull=True
+        ).order_by("pk")
     )
     outbound = outbox.queue_email(
         kind=OutboundEmail.Kind.CONFIRMATION,
