@@ -16,8 +16,11 @@ subscriber insert is `ON CONFLICT DO NOTHING` on the address's unique index, so 
 second sign-up of the same new address waits for the first to commit and then finds it
 taken (as the general path's row lock would make it wait); and it takes the mailbox's
 lock without waiting (a sign-up of another variant holding it sends this one to the
-general path, which waits for it and counts). When nothing was inserted the caller
-takes the general path, which handles everything else.
+general path, which waits for it and counts). Nor unless every newsletter is still
+there and not archived; it holds them so until commit, as `archiving.hold_open` does, so
+an archive waits for this sign-up. When nothing was inserted the caller takes the
+general path, which handles everything else (and refuses a newsletter deleted or
+archived meanwhile).
 """
 
 from datetime import datetime, timedelta
@@ -25,6 +28,7 @@ from datetime import datetime, timedelta
 from subscriptions.leases import Namespace, folded_key
 from subscriptions.models import (
     ConsentRecord,
+    Newsletter,
     OutboundEmail,
     Subscriber,
     Subscription,
@@ -43,6 +47,11 @@ _STATEMENT = f"""
 WITH mailbox AS (
     -- First, and without waiting: see the module's docstring.
     SELECT pg_try_advisory_xact_lock(%(mailbox_lock)s, %(mailbox_lock_key)s) AS free
+), open_newsletter AS (
+    SELECT id FROM {Newsletter._meta.db_table}
+    WHERE id = ANY(%(newsletter_ids)s::bigint[]) AND archived_at IS NULL
+    ORDER BY id
+    FOR KEY SHARE
 ), subscriber AS (
     INSERT INTO {Subscriber._meta.db_table} (email, name, attributes, language, created_at)
     SELECT %(email)s::text, '', '{{}}'::jsonb, %(language)s::text, %(now)s::timestamptz
@@ -59,6 +68,9 @@ WITH mailbox AS (
         WHERE kind IN ({", ".join(f"'{kind}'" for kind in OutboundEmail.CONFIRMATION_KINDS)})
         AND mailbox_key <> '' AND mailbox_key = %(mailbox)s::text
         AND created_at >= %(day_ago)s::timestamptz
+    ) AND NOT EXISTS (
+        SELECT 1 FROM unnest(%(newsletter_ids)s::bigint[]) AS wanted(id)
+        WHERE wanted.id NOT IN (SELECT id FROM open_newsletter)
     ) AND (SELECT free FROM mailbox)
     ON CONFLICT (LOWER(email)) DO NOTHING
     RETURNING id
@@ -123,7 +135,8 @@ def insert_new_address(
 ) -> tuple[int, int, list[int]] | None:
     """Sign a new, unsuppressed address up to double opt-in newsletters in one
     statement: (subscriber id, confirmation email id, subscription ids), or None when
-    the address is known or suppressed and nothing was written.
+    the address is known or suppressed, or a newsletter is gone or archived, and
+    nothing was written.
 
     The caller enqueues the email after commit."""
     mailbox = mailbox_key(address)

@@ -21,7 +21,7 @@ from enum import Enum
 from django.db import transaction
 from django.utils import timezone
 
-from subscriptions import outbox, signup_emails, suppression
+from subscriptions import archiving, outbox, signup_emails, suppression
 from subscriptions.models import (
     ConsentRecord,
     Newsletter,
@@ -93,6 +93,9 @@ def update_preferences(
         (subscriber,) = lock_subscribers({subscriber_id})
         stopped = mail_stopped(subscriber)
         existing = {s.newsletter_id: s for s in Subscription.objects.filter(subscriber=subscriber)}
+        # Leaving is always allowed; a newsletter archived since the page was read takes
+        # no one new (see `archiving`).
+        open_ids = archiving.hold_open({n.pk for n in offered_newsletters})
         for newsletter in offered_newsletters:
             subscription = existing.get(newsletter.pk)
             status = subscription.status if subscription is not None else None
@@ -111,7 +114,7 @@ def update_preferences(
                     detail={"via": "preferences"},
                 )
                 outcome.removed.append(subscription.pk)
-            elif not wanted or status == Status.ACTIVE:
+            elif not wanted or status == Status.ACTIVE or newsletter.pk not in open_ids:
                 continue
             elif not may_add or stopped is MailStopped.BY_EDITOR:
                 outcome.not_added.append(newsletter.pk)

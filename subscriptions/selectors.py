@@ -9,7 +9,8 @@ from subscriptions.models import Newsletter, Subscriber, Subscription
 
 
 def public_newsletters() -> QuerySet[Newsletter]:
-    return Newsletter.objects.filter(is_public=True)
+    """What readers see: public and not archived."""
+    return Newsletter.objects.public()
 
 
 def public_newsletter(slug: str) -> Newsletter | None:
@@ -18,8 +19,9 @@ def public_newsletter(slug: str) -> Newsletter | None:
 
 def newsletters_open_for_signup(slugs: Iterable[str]) -> list[Newsletter]:
     """Resolve slugs a reader sent, in order, or raise `UnknownNewsletter` naming the
-    ones that are not public newsletters. Read from the per-process copy of the public
-    newsletters (`signup_lookups`), at most a second old."""
+    ones that are not public newsletters (private, archived or unknown). Read from the
+    per-process copy of the public newsletters (`signup_lookups`), at most a second
+    old."""
     from subscriptions.signup_lookups import public_newsletters_by_slug
 
     wanted = list(dict.fromkeys(slugs))
@@ -42,13 +44,21 @@ def newsletters_with_status_counts() -> QuerySet[Newsletter]:
 
 def preferences_for(subscriber: Subscriber) -> list[tuple[Newsletter, Subscription | None]]:
     """Every newsletter the preferences page offers: the public ones, plus any private
-    one the reader is on, each with the reader's subscription if there is one."""
+    one the reader is on, each with the reader's subscription if there is one.
+
+    Archived newsletters are not offered: nothing to tick, and saving the page leaves
+    the reader's subscription to one as it was (an old email's unsubscribe link still
+    ends it)."""
     subscriptions = {
         s.newsletter_id: s
         for s in Subscription.objects.filter(subscriber=subscriber).select_related("newsletter")
     }
     offered = list(public_newsletters())
     offered_ids = {n.pk for n in offered}
-    offered += [s.newsletter for s in subscriptions.values() if s.newsletter_id not in offered_ids]
+    offered += [
+        s.newsletter
+        for s in subscriptions.values()
+        if s.newsletter_id not in offered_ids and s.newsletter.archived_at is None
+    ]
     offered.sort(key=lambda n: (n.position, n.name))
     return [(n, subscriptions.get(n.pk)) for n in offered]

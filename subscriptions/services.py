@@ -14,10 +14,11 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from subscriptions import (
+    archiving,
     first_signup,
     languages,
     outbox,
@@ -119,21 +120,14 @@ def add_by_editor(
 
 
 def _sign_up(*, newsletters: Sequence[Newsletter], **details: Any) -> SignupResult:
-    """Raises `UnknownNewsletter` for a newsletter deleted since the caller looked it up
-    (each process remembers the newsletters for a second, signup_lookups.py)."""
+    """Raises `UnknownNewsletter` for a newsletter deleted or archived since the caller
+    looked it up (each process remembers the newsletters for a second,
+    signup_lookups.py), having stored nothing; this process forgets its copy."""
     try:
         return _write_sign_up(newsletters=newsletters, **details)
-    except IntegrityError:
-        still_there = set(
-            Newsletter.objects.filter(pk__in=[n.pk for n in newsletters]).values_list(
-                "pk", flat=True
-            )
-        )
-        gone = [n.slug for n in newsletters if n.pk not in still_there]
-        if not gone:
-            raise
+    except UnknownNewsletter:
         signup_lookups.forget_all()
-        raise UnknownNewsletter(gone) from None
+        raise
 
 
 def _write_sign_up(
@@ -176,6 +170,7 @@ def _write_sign_up(
                 confirmation_email_id=outbound_id,
             )
     with transaction.atomic():
+        archiving.hold_open_or_refuse(newsletters)
         subscriber = lock_or_create_subscriber(address, language=language)
         if language and subscriber.language != language:
             subscriber.language = language
@@ -229,14 +224,20 @@ def confirm_subscriptions(*, claim: ConfirmationClaim, consent: ConsentContext) 
             )
         )
         lock_subscribers(subscriber_ids)
-        subscriptions = Subscription.objects.select_related("newsletter", "subscriber").filter(
-            pk__in=claim.subscription_ids
+        subscriptions = list(
+            Subscription.objects.select_related("newsletter", "subscriber").filter(
+                pk__in=claim.subscription_ids
+            )
         )
+        # An archived newsletter takes no new subscribers, confirmed ones included.
+        open_ids = archiving.hold_open({s.newsletter_id for s in subscriptions})
         for subscription in subscriptions:
             if subscription.status == Status.ACTIVE:
                 result.already_active.append(subscription)
-            elif subscription.status == Status.PENDING and _issued_after_pending(
-                claim.issued_at, subscription.pending_since
+            elif (
+                subscription.status == Status.PENDING
+                and subscription.newsletter_id in open_ids
+                and _issued_after_pending(claim.issued_at, subscription.pending_since)
             ):
                 change_status(subscription, Status.ACTIVE, Event.CONFIRMED, "reader", now)
                 record_consent(subscription, ConsentRecord.Kind.CONFIRMATION, consent, now)
@@ -267,7 +268,9 @@ def resend_confirmation(*, subscription_ids: Iterable[int], actor: str) -> int |
         lock_subscribers(subscriber_ids)
         pending = list(
             Subscription.objects.select_related("subscriber").filter(
-                pk__in=wanted, status=Status.PENDING
+                pk__in=wanted,
+                status=Status.PENDING,
+                newsletter__archived_at__isnull=True,
             )
         )
         if not pending or len(subscriber_ids) != 1:

@@ -62,8 +62,11 @@ def queue_confirmation_email(
             subscriptions, Event.CONFIRMATION_CAPPED, actor, now, {"sent_last_24h": sent_last_24h}
         )
         return None
+    # Not those of a newsletter archived since: the email would ask to confirm them.
     pending = list(
-        Subscription.objects.filter(subscriber=subscriber, status=Status.PENDING).order_by("pk")
+        Subscription.objects.filter(
+            subscriber=subscriber, status=Status.PENDING, newsletter__archived_at__isnull=True
+        ).order_by("pk")
     )
     outbound = outbox.queue_email(
         kind=kind,

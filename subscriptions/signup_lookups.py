@@ -2,7 +2,8 @@
 email domain rules. Each web process keeps them for SIGNUP_LOOKUP_CACHE_SECONDS (one
 second), so a busy sign-up path reads them once a second per process instead of twice
 a request; an editor's change reaches every process within that second, and the process
-that saved it at once.
+that saved it at once. A newsletter deleted or archived within that second is caught
+by the sign-up's write itself (`archiving.hold_open`).
 """
 
 import threading
@@ -40,7 +41,7 @@ class _Remembered(Generic[Value]):
 
 
 def _load_public_newsletters() -> dict[str, Newsletter]:
-    return {n.slug: n for n in Newsletter.objects.filter(is_public=True)}
+    return {n.slug: n for n in Newsletter.objects.public()}
 
 
 def _load_domain_rules() -> dict[str, str]:

@@ -1,8 +1,8 @@
 """Each web process remembers the newsletters for a second (signup_lookups.py). A
-newsletter another process deleted within that second gets a sign-up the answer an
-unknown one gets, a 400 naming it, not a 500, and nothing stored; the process forgets
-its copy at once. Outside the suite's per-test transaction, so that the database's
-foreign-key check runs at commit as in production."""
+newsletter another process deleted or archived within that second gets a sign-up the
+answer an unknown one gets, a 400 naming it, not a 500, and nothing stored; the process
+forgets its copy at once. Outside the suite's per-test transaction, so that the
+database's foreign-key check runs at commit as in production."""
 
 import pytest
 from django.db import connection
@@ -15,16 +15,22 @@ from tests.factories import NewsletterFactory, SubscriberFactory, human_form_tok
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture
-def deleted_elsewhere(settings):
-    """A public newsletter this process still remembers, deleted as another process
-    would delete it (no signal reaches this one)."""
+ELSEWHERE = {
+    "deleted": "DELETE FROM subscriptions_newsletter WHERE id = %s",
+    "archived": "UPDATE subscriptions_newsletter SET archived_at = CURRENT_TIMESTAMP WHERE id = %s",
+}
+
+
+@pytest.fixture(params=sorted(ELSEWHERE))
+def deleted_elsewhere(request, settings):
+    """A public newsletter this process still remembers, deleted or archived as another
+    process would do it (no signal reaches this one)."""
     settings.SIGNUP_LOOKUP_CACHE_SECONDS = 60
     newsletter = NewsletterFactory(slug="daily-digest", is_public=True, double_opt_in=True)
     signup_lookups.forget_all()
     assert "daily-digest" in signup_lookups.public_newsletters_by_slug()
     with connection.cursor() as cursor:
-        cursor.execute("DELETE FROM subscriptions_newsletter WHERE id = %s", [newsletter.pk])
+        cursor.execute(ELSEWHERE[request.param], [newsletter.pk])
     yield newsletter
     signup_lookups.forget_all()
 

@@ -21,7 +21,8 @@ from subscriptions.models import Newsletter, SubscriberImport, Subscription
 
 
 class ImportForm(forms.Form):
-    newsletter = forms.ModelChoiceField(queryset=Newsletter.objects.all())
+    # Not archived ones: they take no new subscribers.
+    newsletter = forms.ModelChoiceField(queryset=Newsletter.objects.current())
     file = forms.FileField(
         help_text="CSV (or .csv.gz) with an <code>email</code> column; optional columns: "
         "<code>name</code>, <code>status</code> (a row marked unsubscribed is skipped, "

@@ -1,18 +1,31 @@
-"""Newsletters, with subscription counts per status."""
+"""Newsletters, with subscription counts per status; archived rather than deleted."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from django.conf import settings
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils.html import format_html, format_html_join
 
-from subscriptions import embeds, insight, selectors
+from subscriptions import archiving, embeds, insight, selectors
 from subscriptions.models import Newsletter, Subscription
+
+
+class ArchivedFilter(admin.SimpleListFilter):
+    title = "archived"
+    parameter_name = "archived"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list:
+        return [("no", "Current"), ("yes", "Archived")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value() in ("no", "yes"):
+            return queryset.filter(archived_at__isnull=self.value() == "no")
+        return queryset
 
 
 @admin.register(Newsletter)
@@ -24,20 +37,88 @@ class NewsletterAdmin(admin.ModelAdmin):
         "is_public",
         "double_opt_in",
         "position",
+        "archived_at",
         *(f"{status}_count" for status in Subscription.Status.values),
     ]
     list_editable = ["position"]
+    list_filter = [ArchivedFilter]
     prepopulated_fields = {"slug": ["name"]}
     search_fields = ["name", "slug", "host_line"]
     change_list_template = "admin/subscriptions/newsletter/change_list.html"
-    readonly_fields = ["embed_code"]
+    # archived_at changes only through the actions, which take the lock sign-ups wait for.
+    readonly_fields = ["archived_at", "embed_code"]
+    actions = ["archive_newsletters", "unarchive_newsletters"]
 
     @admin.display(description="Embed code")
     def embed_code(self, newsletter: Newsletter) -> str:
         """Copy-paste HTML for this newsletter's sign-up box on another site."""
         if newsletter.pk is None:
             return "Save the newsletter first."
+        if newsletter.archived_at is not None:
+            return "Archived: readers cannot sign up. Unarchive it to embed its form."
         return _signup_snippets([newsletter])
+
+    @admin.action(description="Archive (hide from readers, keep every subscription)")
+    def archive_newsletters(self, request: HttpRequest, queryset: QuerySet[Newsletter]) -> None:
+        changed = archiving.archive_newsletters(newsletter_ids=_ids(queryset))
+        if not changed:
+            self.message_user(
+                request, "Nothing to do: the selected newsletters were archived already."
+            )
+            return
+        for newsletter in changed:
+            self.log_change(request, newsletter, "Archived.")
+        them = "it" if len(changed) == 1 else "them"
+        self.message_user(
+            request,
+            f"Archived {_named(changed)}. Readers no longer see {them} and nobody can be "
+            "added; every subscription and its history is kept.",
+            messages.SUCCESS,
+        )
+
+    @admin.action(description="Unarchive (back as it was, with its subscribers)")
+    def unarchive_newsletters(self, request: HttpRequest, queryset: QuerySet[Newsletter]) -> None:
+        changed = archiving.unarchive_newsletters(newsletter_ids=_ids(queryset))
+        if not changed:
+            self.message_user(
+                request, "Nothing to do: none of the selected newsletters was archived."
+            )
+            return
+        for newsletter in changed:
+            self.log_change(request, newsletter, "Unarchived.")
+        self.message_user(
+            request,
+            f"Unarchived {_named(changed)}. "
+            f"{'It is' if len(changed) == 1 else 'They are'} back as before, subscribers and all.",
+            messages.SUCCESS,
+        )
+
+    def get_deleted_objects(self, objs: Iterable[Newsletter], request: HttpRequest) -> tuple:
+        """A newsletter anyone subscribed to is protected (its readers' proof of consent
+        and event log). Say so in one counted line per newsletter: Django's own list
+        would load and show every subscription, and a list may have a million."""
+        newsletters = list(objs)
+        counts = dict(
+            Subscription.objects.filter(newsletter__in=newsletters)
+            .order_by()
+            .values("newsletter")
+            .annotate(n=Count("pk"))
+            .values_list("newsletter", "n")
+        )
+        if not counts:
+            return super().get_deleted_objects(newsletters, request)
+        protected = [
+            format_html(
+                "{}: {} subscription{}, with their proof of consent and event log. "
+                "Archive the newsletter instead.",
+                newsletter.name,
+                counts[newsletter.pk],
+                "" if counts[newsletter.pk] == 1 else "s",
+            )
+            for newsletter in newsletters
+            if newsletter.pk in counts
+        ]
+        return [], {}, set(), protected
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Newsletter]:
         return selectors.newsletters_with_status_counts()
@@ -87,6 +168,17 @@ class NewsletterAdmin(admin.ModelAdmin):
             "goal": _goal_snippets(),
         }
         return TemplateResponse(request, "admin/subscriptions/embeds.html", context)
+
+
+def _ids(queryset: QuerySet[Newsletter]) -> list[int]:
+    # The services lock the rows themselves; the admin's queryset, grouped for its
+    # per-status counts, could not be locked.
+    return list(queryset.values_list("pk", flat=True))
+
+
+def _named(newsletters: list[Newsletter]) -> str:
+    count = f"{len(newsletters)} newsletter{'' if len(newsletters) == 1 else 's'}"
+    return f"{count}: {', '.join(newsletter.name for newsletter in newsletters)}"
 
 
 def _signup_snippets(newsletters: list[Newsletter]) -> str:

@@ -19,7 +19,7 @@ from subscriptions.admin.bulk import resend_in_bulk, unsubscribe_in_bulk
 from subscriptions.admin.common import ReadOnlyAdmin, ReadOnlyInline, actor
 from subscriptions.admin.paging import LargeListMixin
 from subscriptions.admin.privacy import privacy_log_url
-from subscriptions.exceptions import AddressErased
+from subscriptions.exceptions import AddressErased, UnknownNewsletter
 from subscriptions.models import (
     ConsentRecord,
     Newsletter,
@@ -247,8 +247,9 @@ class SubscriberAdmin(AddressSearchMixin, LargeListMixin, admin.ModelAdmin):
 
 class EditorAddForm(forms.Form):
     email = forms.CharField(max_length=254)
+    # Not archived ones: they take no new subscribers.
     newsletters = forms.ModelMultipleChoiceField(
-        queryset=Newsletter.objects.all(), widget=forms.CheckboxSelectMultiple
+        queryset=Newsletter.objects.current(), widget=forms.CheckboxSelectMultiple
     )
     status = forms.ChoiceField(
         choices=[
@@ -323,6 +324,11 @@ class SubscriptionAdmin(AddressSearchMixin, LargeListMixin, admin.ModelAdmin):
                     "email",
                     "This person asked for their data to be erased. They can sign up "
                     "again themselves; nobody can add them for them.",
+                )
+            except UnknownNewsletter as exc:
+                form.add_error(
+                    "newsletters",
+                    f"Archived or deleted a moment ago: {', '.join(exc.slugs)}. Nobody was added.",
                 )
             else:
                 self.message_user(request, f"Added {data['email']}.", messages.SUCCESS)

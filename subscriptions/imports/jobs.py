@@ -23,7 +23,7 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from subscriptions import suppression
+from subscriptions import archiving, suppression
 from subscriptions.imports import interpreter, late_suppressions, reports, writing
 from subscriptions.imports.pipeline import ChunkWriter
 from subscriptions.imports.reading import (
@@ -51,6 +51,10 @@ class ImportRefused(Exception):
     """An import that may not start; the message says why, for the editor."""
 
 
+class NewsletterArchived(Exception):
+    """The import's newsletter was archived while it ran: no further chunk is written."""
+
+
 def start_import(
     *,
     newsletter: Newsletter,
@@ -63,6 +67,9 @@ def start_import(
 ) -> SubscriberImport:
     """Record an import and, after commit, hand it to a worker."""
     consent_basis = consent_basis.strip()
+    # Read afresh and held open until the job is recorded (archiving.py).
+    if not archiving.hold_open([newsletter.pk]):
+        raise ImportRefused(f"{newsletter.name} is archived: unarchive it to import into it.")
     if target_status not in (Subscription.Status.PENDING, Subscription.Status.ACTIVE):
         raise ImportRefused("Choose pending or active.")
     if target_status == Subscription.Status.ACTIVE and not consent_basis:
@@ -133,6 +140,8 @@ def _run_opened(job: SubscriberImport, on_chunk: Callable | None) -> SubscriberI
         _run(job, source, on_chunk)
     except ImportFileError as exc:
         return _finish(job, state=State.FAILED, error=f"The file cannot be read: {exc}.")
+    except NewsletterArchived:
+        return _finish(job, state=State.FAILED, error=_archived_meanwhile(job))
     except Exception as exc:
         logger.exception("import %s failed", job.pk)
         _finish(job, state=State.FAILED, error=f"The import stopped: {type(exc).__name__}.")
@@ -141,6 +150,20 @@ def _run_opened(job: SubscriberImport, on_chunk: Callable | None) -> SubscriberI
         source.close()
     _discard_upload(job)
     return _finish(job, state=State.DONE)
+
+
+def _archived_meanwhile(job: SubscriberImport) -> str:
+    job.refresh_from_db()
+    stopped = (
+        f"it stopped after line {job.lines_done} ({job.rows_read} rows read)"
+        if job.lines_done
+        else "it stopped before adding anyone"
+    )
+    return (
+        f"{job.newsletter.name} was archived while the import ran: {stopped}. To finish, "
+        "unarchive it and import the file again; rows already added count as already "
+        "subscribed."
+    )
 
 
 def _discard_upload(job: SubscriberImport) -> None:
@@ -195,6 +218,9 @@ def _run(job: SubscriberImport, source: ImportFile, on_chunk: Callable | None) -
             sql.start_import(cursor)
 
     def write(chunk: Chunk) -> list[Rejection]:
+        # Held open until this chunk commits, so an archive waits for it (archiving.py).
+        if not archiving.hold_open([newsletter_id]):
+            raise NewsletterArchived
         meanwhile.drop_from(chunk)
         now = timezone.now()
         context = writing.JobContext(

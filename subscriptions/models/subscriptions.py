@@ -9,6 +9,16 @@ from django.db.models.functions import Lower
 from django.utils.translation import gettext_lazy as _
 
 
+class NewsletterQuerySet(models.QuerySet):
+    def current(self) -> "NewsletterQuerySet":
+        """Not archived: what editors may still add people to."""
+        return self.filter(archived_at__isnull=True)
+
+    def public(self) -> "NewsletterQuerySet":
+        """What readers see and sign up to."""
+        return self.current().filter(is_public=True)
+
+
 class Newsletter(models.Model):
     class Cadence(models.TextChoices):
         DAILY = "daily", _("Daily")
@@ -35,6 +45,16 @@ class Newsletter(models.Model):
     )
     position = models.PositiveIntegerField(default=0, help_text="Lower comes first.")
     created_at = models.DateTimeField(auto_now_add=True)
+    # Set and cleared by the admin's Archive and Unarchive actions (archiving.py), the
+    # way to retire a newsletter: a newsletter with subscriptions cannot be deleted.
+    archived_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Archived newsletters are hidden from readers and take no new "
+        "subscriptions; every subscription, consent record and event is kept.",
+    )
+
+    objects = NewsletterQuerySet.as_manager()
 
     class Meta:
         ordering = ["position", "name"]
@@ -96,8 +116,10 @@ class Subscription(models.Model):
     subscriber = models.ForeignKey(
         Subscriber, on_delete=models.CASCADE, related_name="subscriptions", db_index=False
     )
+    # PROTECT: deleting a newsletter would delete its readers' proof of consent and event
+    # log with it. Newsletters are archived instead.
     newsletter = models.ForeignKey(
-        Newsletter, on_delete=models.CASCADE, related_name="subscriptions", db_index=False
+        Newsletter, on_delete=models.PROTECT, related_name="subscriptions", db_index=False
     )
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
     source = models.CharField(max_length=20, choices=Source.choices, default=Source.FORM)

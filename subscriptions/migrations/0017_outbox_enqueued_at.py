@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('subscriptions', '0014_subscription_event_expired'),
+        ('subscriptions', '0016_newsletter_archived'),
     ]
 
     operations = [

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('subscriptions', '0019_outbox_mailbox_key'),
+        ('subscriptions', '0018_outbox_mailbox_key'),
     ]
 
     operations = [

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('subscriptions', '0018_outbox_enqueued_at'),
+        ('subscriptions', '0017_outbox_enqueued_at'),
     ]
 
     operations = [
