@@ -43,6 +43,9 @@ def server_description(args: Sequence[str] = GUNICORN_ARGS) -> str:
     return f"{described} {' '.join(args)}".rstrip()
 
 
+_SECRET_KEY = secrets.token_urlsafe(50)
+
+
 def environment(**extra: str) -> dict[str, str]:
     """The app's environment for a bench process: production settings plus baselines."""
     env = {
@@ -53,7 +56,9 @@ def environment(**extra: str) -> dict[str, str]:
     env.update(
         DJANGO_SETTINGS_MODULE="bench.settings",
         DEBUG="false",
-        SECRET_KEY=secrets.token_urlsafe(50),
+        # One key for every process of a run: the form tokens a script signs before a
+        # load must verify in the server under load.
+        SECRET_KEY=_SECRET_KEY,
         DATABASE_URL=DATABASE_URL,
         REDIS_URL=REDIS_URL,
         SITE_URL="https://news.example.org",

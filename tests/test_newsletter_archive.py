@@ -19,7 +19,7 @@ from subscriptions.models import (
     SubscriptionEvent,
 )
 from subscriptions.tokens import preferences_token, unsubscribe_token
-from tests.factories import NewsletterFactory, SubscriberFactory, human_form_token
+from tests.factories import NewsletterFactory, SubscriberFactory, human_form_token, with_form_token
 
 pytestmark = pytest.mark.django_db
 
@@ -58,7 +58,7 @@ def weekly() -> Newsletter:
 def api_sign_up(email: str, *slugs: str):
     return Client().post(
         API,
-        json.dumps({"email": email, "newsletters": list(slugs)}),
+        json.dumps(with_form_token({"email": email, "newsletters": list(slugs)})),
         content_type="application/json",
     )
 

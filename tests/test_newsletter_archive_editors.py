@@ -19,7 +19,7 @@ from subscriptions.imports import jobs
 from subscriptions.models import Newsletter, SubscriberImport, Subscription
 from subscriptions.roles import EDITORS_GROUP
 from subscriptions.tokens import confirmation_token
-from tests.factories import NewsletterFactory
+from tests.factories import NewsletterFactory, with_form_token
 from tests.imports_support import import_file
 
 pytestmark = pytest.mark.django_db
@@ -192,7 +192,9 @@ def test_a_confirmation_link_does_not_activate_a_sign_up_to_a_newsletter_archive
 ) -> None:
     response = client.post(
         "/api/v1/subscriptions",
-        {"email": "ann@example.org", "newsletters": ["daily-digest", "weekly-letter"]},
+        with_form_token(
+            {"email": "ann@example.org", "newsletters": ["daily-digest", "weekly-letter"]}
+        ),
         content_type="application/json",
     )
     assert response.status_code == 202

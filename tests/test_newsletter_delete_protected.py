@@ -18,7 +18,7 @@ from subscriptions.models import (
     Subscription,
     SubscriptionEvent,
 )
-from tests.factories import NewsletterFactory
+from tests.factories import NewsletterFactory, with_form_token
 
 pytestmark = pytest.mark.django_db
 
@@ -36,7 +36,7 @@ def with_readers(client, digest) -> Newsletter:
     for n in range(3):
         response = client.post(
             "/api/v1/subscriptions",
-            {"email": f"reader{n}@example.org", "newsletters": ["daily-digest"]},
+            with_form_token({"email": f"reader{n}@example.org", "newsletters": ["daily-digest"]}),
             content_type="application/json",
         )
         assert response.status_code == 202
