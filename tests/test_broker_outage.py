@@ -163,6 +163,7 @@ def test_the_worker_outlives_three_broker_outages_and_sends_each_email_once_with
             end_worker_sessions()
 
     assert alive, worker.log()
+    print(f"seconds from each return to the last email sent: {recoveries}")
     assert len(recoveries) == OUTAGES
     queued = list(OutboundEmail.objects.values_list("to_email", flat=True))
     assert len(queued) == signups.count
