@@ -15,6 +15,11 @@ from tests.esp_payloads import ESP, WEBHOOK_SECRET, basic_auth, iso_z
 MAILERSEND_SIGNING_SECRET = "mailersend-test-secret"
 
 
+def signature(body: bytes) -> str:
+    """The `Signature` header: HMAC-SHA256 of the body under the signing secret."""
+    return hmac.new(MAILERSEND_SIGNING_SECRET.encode(), body, hashlib.sha256).hexdigest()
+
+
 class MailerSend(ESP):
     name = "MailerSend"
     tracking_url = "/anymail/mailersend/tracking/"
@@ -22,12 +27,11 @@ class MailerSend(ESP):
     def post(self, client: Client, payload: dict, *, auth: str | None = WEBHOOK_SECRET):
         # MailerSend escapes every "/" in its JSON; harmless, and it is what gets signed.
         body = json.dumps(payload).replace("/", "\\/").encode()
-        signature = hmac.new(MAILERSEND_SIGNING_SECRET.encode(), body, hashlib.sha256)
         return client.post(
             self.tracking_url,
             data=body,
             content_type="application/json",
-            HTTP_SIGNATURE=signature.hexdigest(),
+            HTTP_SIGNATURE=signature(body),
             **basic_auth(auth),
         )
 

@@ -10,6 +10,7 @@ import secrets
 from base64 import b64encode
 from datetime import datetime
 
+from django.http import HttpResponse
 from django.test import Client
 
 from tests.esp_payloads import ESP, WEBHOOK_SECRET, basic_auth
@@ -17,23 +18,29 @@ from tests.esp_payloads import ESP, WEBHOOK_SECRET, basic_auth
 MANDRILL_WEBHOOK_KEY = "mandrill-test-key"
 
 
+def post_events(
+    client: Client, url: str, events: str, *, auth: str | None = WEBHOOK_SECRET
+) -> HttpResponse:
+    """Post a `mandrill_events` field to `url` (the test client's host), signed."""
+    credentials = f"{auth}@" if auth else ""
+    signed = f"http://{credentials}testserver{url}mandrill_events{events}"
+    signature = b64encode(
+        hmac.new(MANDRILL_WEBHOOK_KEY.encode(), signed.encode(), hashlib.sha1).digest()
+    ).decode()
+    return client.post(
+        url,
+        data={"mandrill_events": events},
+        HTTP_X_MANDRILL_SIGNATURE=signature,
+        **basic_auth(auth),
+    )
+
+
 class Mandrill(ESP):
     name = "Mandrill"
     tracking_url = "/anymail/mandrill/"
 
     def post(self, client: Client, payload: dict, *, auth: str | None = WEBHOOK_SECRET):
-        events = json.dumps([payload])
-        credentials = f"{auth}@" if auth else ""
-        signed = f"http://{credentials}testserver{self.tracking_url}mandrill_events{events}"
-        signature = b64encode(
-            hmac.new(MANDRILL_WEBHOOK_KEY.encode(), signed.encode(), hashlib.sha1).digest()
-        ).decode()
-        return client.post(
-            self.tracking_url,
-            data={"mandrill_events": events},
-            HTTP_X_MANDRILL_SIGNATURE=signature,
-            **basic_auth(auth),
-        )
+        return post_events(client, self.tracking_url, json.dumps([payload]), auth=auth)
 
     def _bounce(
         self,
