@@ -218,11 +218,15 @@ NEWSLETTER_FROM_EMAIL = env.str("NEWSLETTER_FROM_EMAIL", default=DEFAULT_FROM_EM
 SERVER_EMAIL = env.str("SERVER_EMAIL", default=DEFAULT_FROM_EMAIL)
 ANYMAIL = env.json("ANYMAIL", default={})
 # Basic-auth credentials ("user:password") the ESP must send to /anymail/<esp>/...;
-# several, comma-separated, while rotating.
+# several, comma-separated, while rotating. Without them the webhooks refuse every
+# event when DEBUG is off.
 if env.str("ANYMAIL_WEBHOOK_SECRET", default=""):
     ANYMAIL["WEBHOOK_SECRET"] = env.list("ANYMAIL_WEBHOOK_SECRET")
 if env.str("MAILGUN_WEBHOOK_SIGNING_KEY", default=""):
     ANYMAIL["MAILGUN_WEBHOOK_SIGNING_KEY"] = env.str("MAILGUN_WEBHOOK_SIGNING_KEY")
+# Providers whose webhooks answer besides EMAIL_BACKEND's (anymail.backends.<esp>), e.g.
+# "postmark,mailgun"; every other /anymail/<esp>/ URL answers 404.
+ESP_WEBHOOKS = env.list("ESP_WEBHOOKS", default=[])
 
 # --- Subscriptions -----------------------------------------------------------------------
 CONFIRMATION_TOKEN_MAX_AGE_DAYS = env.int("CONFIRMATION_TOKEN_MAX_AGE_DAYS", default=7)
