@@ -10,6 +10,8 @@ from urllib.parse import urlsplit
 
 import environ
 
+from newsroom.webhook_secret import refuse_placeholder_webhook_secret
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
 
@@ -219,9 +221,10 @@ SERVER_EMAIL = env.str("SERVER_EMAIL", default=DEFAULT_FROM_EMAIL)
 ANYMAIL = env.json("ANYMAIL", default={})
 # Basic-auth credentials ("user:password") the ESP must send to /anymail/<esp>/...;
 # several, comma-separated, while rotating. Without them the webhooks refuse every
-# event when DEBUG is off.
+# event when DEBUG is off; an example's credentials stop start-up.
 if env.str("ANYMAIL_WEBHOOK_SECRET", default=""):
-    ANYMAIL["WEBHOOK_SECRET"] = env.list("ANYMAIL_WEBHOOK_SECRET")
+    ANYMAIL["WEBHOOK_SECRET"] = [s.strip() for s in env.list("ANYMAIL_WEBHOOK_SECRET") if s.strip()]
+refuse_placeholder_webhook_secret(ANYMAIL.get("WEBHOOK_SECRET"))
 if env.str("MAILGUN_WEBHOOK_SIGNING_KEY", default=""):
     ANYMAIL["MAILGUN_WEBHOOK_SIGNING_KEY"] = env.str("MAILGUN_WEBHOOK_SIGNING_KEY")
 # Providers whose webhooks answer besides EMAIL_BACKEND's (anymail.backends.<esp>), e.g.

@@ -1,14 +1,16 @@
 """System checks. The ones for settings that every request reads fail `manage.py check`,
 `migrate` and `runserver`, so a typo stops the deployment instead of turning every
-sign-up into a 500. The deployment ones (`--deploy`) warn about what email and
-webhooks need."""
+sign-up into a 500, as does a provider in ESP_WEBHOOKS that anymail does not know. The
+deployment ones (`--deploy`) say what email and webhooks need."""
 
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from redis.connection import parse_url
 
+from newsroom.webhook_secret import GENERATE_COMMAND
 from subscriptions.challenges import CHALLENGES
 from subscriptions.ratelimit import LIMIT_NAMES, Rate
+from subscriptions.webhooks import WEBHOOK_ESPS, mounted_esps, webhook_secret_is_set
 
 
 def _variable(limit_name: str) -> str:
@@ -109,15 +111,34 @@ def check_signup_challenge(app_configs: object, **kwargs: object) -> list[CheckM
 
 @register(Tags.security, deploy=True)
 def check_webhook_secret(app_configs: object, **kwargs: object) -> list[CheckMessage]:
-    if settings.ANYMAIL.get("WEBHOOK_SECRET"):
+    esps = mounted_esps()
+    if not esps or webhook_secret_is_set():
         return []
+    # Production refuses every event without a secret (subscriptions/webhooks.py), so
+    # bounces and complaints would be lost.
     return [
-        Warning(
-            "ANYMAIL_WEBHOOK_SECRET is not set: anyone could post bounce and complaint "
-            "events to /anymail/<esp>/tracking/.",
-            hint="Set ANYMAIL_WEBHOOK_SECRET=user:password and give the same credentials "
-            "to your ESP's webhook URL.",
-            id="subscriptions.W001",
+        Error(
+            f"ANYMAIL_WEBHOOK_SECRET is not set: the webhooks of {', '.join(sorted(esps))} "
+            "refuse every event while DEBUG is off.",
+            hint=f"Generate one with {GENERATE_COMMAND}, set ANYMAIL_WEBHOOK_SECRET to it "
+            "and give the same credentials to your ESP's webhook URL.",
+            id="subscriptions.E004",
+        )
+    ]
+
+
+@register(Tags.security)
+def check_esp_webhooks(app_configs: object, **kwargs: object) -> list[CheckMessage]:
+    unknown = {name.strip().lower() for name in settings.ESP_WEBHOOKS} - WEBHOOK_ESPS - {""}
+    if not unknown:
+        return []
+    # A misspelt provider's webhook would answer 404 to the ESP, and its bounces be lost.
+    return [
+        Error(
+            f"ESP_WEBHOOKS names providers anymail has no webhooks for: "
+            f"{', '.join(sorted(unknown))}.",
+            hint=f"Use names from {sorted(WEBHOOK_ESPS)}, as in /anymail/<esp>/.",
+            id="subscriptions.E005",
         )
     ]
 
