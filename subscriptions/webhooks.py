@@ -82,17 +82,23 @@ def webhook_secret_is_set() -> bool:
 # belongs (TypeError, KeyError, IndexError, AttributeError); an unknown charset
 # (LookupError); nesting deeper than the parser's stack (RecursionError); a broken
 # multipart form.
-_UNREADABLE = (ValueError, TypeError, LookupError, AttributeError, RecursionError)
-_UNREADABLE_FORM = (MultiPartParserError,)
+_UNREADABLE = (
+    ValueError,
+    TypeError,
+    LookupError,
+    AttributeError,
+    RecursionError,
+    MultiPartParserError,
+)
 
 
 @contextmanager
 def _unreadable_body_is_bad_request(esp: str) -> Iterator[None]:
     """A body anymail cannot read becomes a 400 (anymail's validation failure is a
-    SuspiciousOperation): a 500 would have the ESP retry it for hours."""
+    SuspiciousOperation): to a 500 the ESP would send it again and again."""
     try:
         yield
-    except (*_UNREADABLE, *_UNREADABLE_FORM) as exc:
+    except _UNREADABLE as exc:
         raise AnymailWebhookValidationFailure(f"The {esp} webhook cannot read this body.") from exc
     except AnymailConfigurationError as exc:
         # A package missing here (AnymailImproperlyInstalled) is ours to fix: a 500.
