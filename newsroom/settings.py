@@ -20,9 +20,16 @@ env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 DEBUG = env.bool("DEBUG", default=False)
-SECRET_KEY = env.str("SECRET_KEY", default="insecure-dev-key-change-me" if DEBUG else "")
+# Set but empty counts as unset: .env.example ships it empty.
+SECRET_KEY = env.str("SECRET_KEY", default="") or ("insecure-dev-key-change-me" if DEBUG else "")
 if not SECRET_KEY:
     raise environ.ImproperlyConfigured("Set SECRET_KEY (or DEBUG=true for a development key).")
+if not DEBUG and SECRET_KEY.lower().startswith(("change-me", "changeme", "insecure-dev-key")):
+    # A key anyone can read in this repository signs nothing in production.
+    raise environ.ImproperlyConfigured(
+        "SECRET_KEY is a placeholder. Generate one with: "
+        'python -c "import secrets; print(secrets.token_urlsafe(50))"'
+    )
 # Old keys stay valid for verifying signatures, so rotating SECRET_KEY does not break
 # unsubscribe links in emails already sent.
 SECRET_KEY_FALLBACKS = env.list("SECRET_KEY_FALLBACKS", default=[])

@@ -72,7 +72,7 @@ def check_rate_limit_redis_cluster(app_configs: object, **kwargs: object) -> lis
             f"RATE_LIMIT_REDIS_CLUSTER is on but {problem}.",
             hint="Give the redis:// or rediss:// URL of any node of the cluster, with "
             "database 0 (a cluster has no other), or set RATE_LIMIT_REDIS_CLUSTER=false.",
-            id="subscriptions.E004",
+            id="subscriptions.E006",
         )
     ]
 

@@ -106,7 +106,7 @@ def test_a_redis_cluster_the_limits_cannot_use_fails_the_check(
 
     (error,) = check_rate_limit_redis_cluster(None)
 
-    assert error.id == "subscriptions.E004"
+    assert error.id == "subscriptions.E006"
     assert error.level == checks.ERROR
     assert error.msg == f"RATE_LIMIT_REDIS_CLUSTER is on but {problem}."
 

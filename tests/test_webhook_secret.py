@@ -162,3 +162,21 @@ def test_env_example_ships_no_webhook_secret_but_says_how_to_generate_one(
 
 def test_env_example_names_the_providers_whose_webhooks_answer() -> None:
     assert "ESP_WEBHOOKS=" in env_example_lines()
+
+
+@pytest.mark.parametrize(
+    "value", ["change-me-to-a-long-random-string", "insecure-dev-key-change-me"]
+)
+def test_a_placeholder_secret_key_stops_start_up_in_production(tmp_path: Path, value: str) -> None:
+    environment = production_environment(tmp_path)
+    environment["SECRET_KEY"] = value
+
+    result = import_settings(environment)
+
+    assert result.returncode == 1
+    assert "ImproperlyConfigured: SECRET_KEY is a placeholder" in result.stderr
+    assert value not in result.stderr
+
+
+def test_env_example_ships_no_secret_key() -> None:
+    assert "SECRET_KEY=" in env_example_lines()
