@@ -49,9 +49,13 @@ bench: venv
 	redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 || redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log
 	$(BIN)/python -m bench
 
+# Style, the layers (pyproject.toml's import-linter contract) and the types (mypy with
+# django-stubs, which reads the settings: the suite's own).
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
+	$(TEST_ENV) $(BIN)/mypy
 
 messages: venv
 	DEBUG=true $(BIN)/python manage.py makemessages --all --no-obsolete $(MESSAGE_SOURCES)

@@ -43,14 +43,14 @@ def one_insert(request: HttpRequest) -> JsonResponse:
 @require_POST
 def signup_statement(request: HttpRequest) -> JsonResponse:
     """Only the database work of a new address's sign-up, the one statement of
-    subscriptions/first_signup.py, with nothing around it (no validation, no limits, no
+    subscriptions/fast_path.py, with nothing around it (no validation, no limits, no
     enqueue): how close the API can come to the one-insert view, given what a sign-up
     writes."""
-    from subscriptions import first_signup
-    from subscriptions.transitions import ConsentContext
+    from subscriptions.signup import fast_path
+    from subscriptions.signup.transitions import ConsentContext
 
     email = json.loads(request.body)["email"]
-    first_signup.insert_new_address(
+    fast_path.insert_new_address(
         address=email,
         newsletter_ids=[_newsletter_id()],
         source="api",

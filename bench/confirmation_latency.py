@@ -26,7 +26,7 @@ from bench.signup import UNLIMITED
 # (a request that takes longer delays only its own thread's next one).
 PACED_SIGNUPS = """
 import http.client, json, sys, threading, time
-from subscriptions.bot_traps import make_form_token
+from subscriptions.abuse.bot_traps import make_form_token
 # As if each reader's form was rendered a few seconds before they sent it.
 rendered_at = time.time() - 10
 host, port, rate, seconds, threads = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), \\

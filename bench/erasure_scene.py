@@ -18,7 +18,7 @@ from django.db import connection, transaction
 from django.db.models.functions import Lower
 from django.utils import timezone
 
-from subscriptions import privacy, services, suppression
+from subscriptions.mail import suppression
 from subscriptions.models import (
     DeliveryEvent,
     GoalMilestone,
@@ -31,8 +31,10 @@ from subscriptions.models import (
     Subscription,
     SuppressedAddress,
 )
+from subscriptions.privacy import personal_data
+from subscriptions.signup import services
+from subscriptions.signup.transitions import lock_subscribers
 from subscriptions.tokens import confirmation_token
-from subscriptions.transitions import lock_subscribers
 
 TABLES = [
     "subscriptions_subscriber",
@@ -184,7 +186,7 @@ def erase_with_iexact(*, subscriber_id: int, actor: str) -> None:
         DeliveryEvent.objects.filter(recipient__iexact=email).delete()
         OutboundEmail.objects.filter(to_email__iexact=email).delete()
         Member.objects.filter(email__iexact=email).update(email="", name="")
-        privacy._forget_admin_history(subscriber)
+        personal_data._forget_admin_history(subscriber)
         PrivacyEvent.objects.create(
             email_hash=digest, kind=PrivacyEvent.Kind.ERASED, actor=actor, at=timezone.now()
         )
@@ -215,11 +217,11 @@ def measure(runs: int, before_runs: int) -> None:
         timings[name].append((time.perf_counter() - started) * 1000)
 
     # One of each first, untimed: the connection's first statements and caches.
-    privacy.erase(subscriber_id=next(people), actor="bench")
+    personal_data.erase_subscriber(subscriber_id=next(people), actor="bench")
     delete_by_primary_key(subscriber_id=next(floor_ids), actor="bench")
     for n in range(runs):
         timed("floor", delete_by_primary_key, next(floor_ids))
-        timed("erasure", privacy.erase, next(people))
+        timed("erasure", personal_data.erase_subscriber, next(people))
         if n % max(1, runs // before_runs) == 0 and len(timings["before"]) < before_runs:
             timed("before", erase_with_iexact, next(people))
     left = Subscriber.objects.count()

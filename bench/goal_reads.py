@@ -24,7 +24,7 @@ def main() -> int:
         "from django.db import connection\n"
         "from django.test import Client\n"
         "from django.test.utils import CaptureQueriesContext\n"
-        "from subscriptions import goal_counter, milestones\n"
+        "from subscriptions.membership import goal_counter, milestones\n"
         "from subscriptions.models import Member, MembershipGoal\n"
         "milestones.save_goal(MembershipGoal())\n"
         "Member.objects.bulk_create(\n"

@@ -154,8 +154,8 @@ def timed_checks_only(source: Path) -> float:
     out = harness.django(
         "import time\n"
         "from pathlib import Path\n"
-        "from subscriptions.imports.interpreter import set_for_bulk_work\n"
-        "from subscriptions.imports.reading import ImportFile, RowChecker, chunks\n"
+        "from subscriptions.lists.imports.interpreter import set_for_bulk_work\n"
+        "from subscriptions.lists.imports.reading import ImportFile, RowChecker, chunks\n"
         f"source = ImportFile(Path({str(source)!r}))\n"
         "checker = RowChecker(columns=source.columns, target_status='active', "
         "consent_basis='b', rules={}, suppressed=set(), suppressed_hashes=set())\n"

@@ -150,7 +150,7 @@ def token_pools(folder: Path, names: list[str], seconds: int) -> dict[str, Path]
     paths = {name: folder / f"{name}.tokens" for name in names}
     harness.django(
         "import sys, time\n"
-        "from subscriptions.bot_traps import make_form_token\n"
+        "from subscriptions.abuse.bot_traps import make_form_token\n"
         "rendered_at = time.time() - 10\n"
         "count = int(sys.argv[1])\n"
         "for path in sys.argv[2:]:\n"

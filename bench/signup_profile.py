@@ -15,18 +15,19 @@ import json, time
 from django.db import connection
 from django.test import Client
 from django.utils import timezone
-from subscriptions import first_signup, ratelimit, signup_lookups
-from subscriptions.forms import SignupForm
-from subscriptions.outbox import enqueue
-from subscriptions.transitions import ConsentContext
-from subscriptions.validation import canonical_mailbox, normalize_email
+from subscriptions.abuse import ratelimit
+from subscriptions.signup import fast_path, lookups
+from subscriptions.web.forms import SignupForm
+from subscriptions.mail.outbox import enqueue
+from subscriptions.signup.transitions import ConsentContext
+from subscriptions.signup.addresses import canonical_mailbox, normalize_email
 
 N = int(__import__("sys").argv[1])
 client = Client(SERVER_NAME="127.0.0.1")
-newsletter = signup_lookups.public_newsletters_by_slug()["daily-digest"]
+newsletter = lookups.public_newsletters_by_slug()["daily-digest"]
 unique = str(time.time_ns())
 
-from subscriptions.bot_traps import make_form_token
+from subscriptions.abuse.bot_traps import make_form_token
 
 def body(prefix, i):
     return json.dumps({"email": f"{prefix}-{unique}-{i}@example.org",
@@ -49,7 +50,7 @@ timed("  rate limits (one Redis call, two windows)", lambda i: ratelimit.enforce
     [("api-ip", "127.0.0.1"), ("api-email", canonical_mailbox(f"p-{unique}-{i}@example.org"))]))
 timed("  form: address check and newsletters", lambda i: SignupForm(
     data=json.loads(body("p-form", i)), remote_ip=None).is_valid())
-timed("  the sign-up's one SQL statement", lambda i: first_signup.insert_new_address(
+timed("  the sign-up's one SQL statement", lambda i: fast_path.insert_new_address(
     address=f"p-sql-{unique}-{i}@example.org", newsletter_ids=[newsletter.pk], source="api",
     actor="reader", consent=ConsentContext(), consent_kind="signup", language="",
     now=timezone.now()))

@@ -5,6 +5,7 @@ their links clickable, so the whole sign-up flow can be walked without an ESP.""
 import email
 import email.policy
 import uuid
+from collections.abc import Sequence
 from email.message import EmailMessage as MimeMessage
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from django.utils import timezone
 
 
 class OutboxFileBackend(BaseEmailBackend):
-    def send_messages(self, email_messages: list[EmailMessage]) -> int:
+    def send_messages(self, email_messages: Sequence[EmailMessage]) -> int:
         directory = Path(settings.DEV_OUTBOX_DIR)
         directory.mkdir(parents=True, exist_ok=True)
         for message in email_messages:
@@ -48,7 +49,7 @@ def outbox_list(request: HttpRequest) -> HttpResponse:
 
 # Email HTML relies on inline styles (mail clients need them); the preview iframe
 # inherits this page's policy, so this one development-only page allows them.
-@csp_update({"style-src": ["'unsafe-inline'"]})
+@csp_update({"style-src": ["'unsafe-inline'"]})  # type: ignore[arg-type] # untyped decorator
 def outbox_detail(request: HttpRequest, name: str) -> HttpResponse:
     _require_debug()
     file = Path(settings.DEV_OUTBOX_DIR) / f"{name}.eml"

@@ -115,3 +115,32 @@ class MaskPersonalData(logging.Filter):
         if record.stack_info:
             record.stack_info = mask_personal_data(record.stack_info)
         return True
+
+
+def logging_config(level: str) -> dict:
+    """settings.LOGGING: one console handler, masked. The Celery worker and beat use this
+    configuration too (newsroom/celery.py), and gunicorn's own loggers get the same
+    filter (newsroom/gunicorn.conf.py)."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {"mask_personal_data": {"()": "newsroom.log_privacy.MaskPersonalData"}},
+        "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+        "handlers": {
+            "console": {
+                "class": "logging.StreamHandler",
+                "formatter": "plain",
+                "filters": ["mask_personal_data"],
+            }
+        },
+        "root": {"handlers": ["console"], "level": level},
+        # Django's DEFAULT_LOGGING puts handlers of its own, without the filter, on the first
+        # two; empty them so their records reach the masked root handler instead. redis-py
+        # gives "push_response" a bare stderr handler when a PubSub opens (kombu's do), unless
+        # the logger exists already.
+        "loggers": {
+            "django": {"handlers": [], "level": "NOTSET", "propagate": True},
+            "django.server": {"handlers": [], "level": "NOTSET", "propagate": True},
+            "push_response": {"handlers": [], "level": "NOTSET", "propagate": True},
+        },
+    }

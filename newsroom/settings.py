@@ -6,10 +6,11 @@ eager Celery when no Redis is configured, and a browsable local outbox for email
 """
 
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import environ
 
+from newsroom.content_policy import content_security_policy
+from newsroom.log_privacy import logging_config
 from newsroom.webhook_secret import refuse_placeholder_webhook_secret
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -67,7 +68,7 @@ MIDDLEWARE = [
     "subscriptions.languages.RequestedLanguageMiddleware",
     "django.middleware.common.CommonMiddleware",
     # Before CsrfViewMiddleware, which is the first to parse a form's body.
-    "subscriptions.middleware.FormBodyCheckMiddleware",
+    "subscriptions.web.form_body.FormBodyCheckMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -96,7 +97,7 @@ TEMPLATES = [
                 "django.template.context_processors.i18n",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "subscriptions.context_processors.site",
+                "subscriptions.web.context_processors.site",
             ],
         },
     },
@@ -106,8 +107,9 @@ DATABASES = {
     "default": env.db_url("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}"),
 }
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
-# The sign-up's and the send's statements as prepared statements (subscriptions/prepared.py);
-# off for a connection pooler in transaction mode that cannot carry them.
+# The sign-up's and the send's statements as prepared statements
+# (subscriptions/platform/prepared.py); off for a connection pooler in transaction mode
+# that cannot carry them.
 PREPARED_STATEMENTS = env.bool("PREPARED_STATEMENTS", default=True)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -170,10 +172,11 @@ CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 CELERY_TIMEZONE = TIME_ZONE
 # Seconds between two sweeps of the outbox (emails whose enqueue failed while the broker
 # was down, lost tasks, and a pending import's confirmations as they fall due), and of the
-# unsubscribes kept in Redis while the database was unavailable.
-OUTBOX_SWEEP_INTERVAL = env.int("OUTBOX_SWEEP_INTERVAL", default=10)
+# unsubscribes kept in Redis while the database was unavailable. Not an operator's knob:
+# the promise that mail queued during a broker outage leaves within 30 s rests on it.
+OUTBOX_SWEEP_INTERVAL = 10
 CELERY_BEAT_SCHEDULE = {
-    "requeue-stale-outbound-emails": {
+    "requeue-stale-work": {
         "task": "subscriptions.tasks.requeue_stale_outbound_emails",
         "schedule": OUTBOX_SWEEP_INTERVAL,
     },
@@ -183,15 +186,15 @@ CELERY_BEAT_SCHEDULE = {
     },
     "take-newsletter-snapshots": {
         "task": "subscriptions.tasks.take_newsletter_snapshots",
-        "schedule": env.int("SNAPSHOT_INTERVAL", default=3600),
+        "schedule": 3600,
     },
-    "expire-unconfirmed-subscriptions": {
+    "discard-expired-personal-data": {
         "task": "subscriptions.tasks.expire_unconfirmed_subscriptions",
-        "schedule": env.int("PENDING_EXPIRY_INTERVAL", default=86_400),
+        "schedule": 86_400,
     },
     "reconcile-member-count": {
         "task": "subscriptions.tasks.reconcile_member_count",
-        "schedule": env.int("GOAL_RECONCILE_INTERVAL", default=60),
+        "schedule": 60,
     },
 }
 
@@ -247,7 +250,6 @@ CONFIRMATION_EMAIL_MIN_INTERVAL_SECONDS = env.int(
 )
 CONFIRMATION_EMAILS_PER_DAY = env.int("CONFIRMATION_EMAILS_PER_DAY", default=3)
 EMAIL_CHECK_DELIVERABILITY = env.bool("EMAIL_CHECK_DELIVERABILITY", default=False)
-EMAIL_DNS_TIMEOUT_SECONDS = env.float("EMAIL_DNS_TIMEOUT_SECONDS", default=2.0)
 # Most ESPs cannot deliver to non-ASCII local parts (SMTPUTF8); IDN domains are fine.
 EMAIL_ALLOW_SMTPUTF8 = env.bool("EMAIL_ALLOW_SMTPUTF8", default=False)
 OUTBOX_MAX_ATTEMPTS = env.int("OUTBOX_MAX_ATTEMPTS", default=8)
@@ -270,15 +272,6 @@ UNSUBSCRIBE_MAILTO = env.str("UNSUBSCRIBE_MAILTO", default="")
 # --- Editors: imports, privacy requests ---------------------------------------------------
 # Where uploaded import files and their reports are kept; web and worker must share it.
 IMPORT_DIR = Path(env.str("IMPORT_DIR", default=str(VAR_DIR / "imports")))
-# An admin action on more subscriptions (or people) than this, as "Select all" makes on
-# a long list, is done by the worker in batches; up to this many in the request.
-ADMIN_ACTION_INLINE_LIMIT = env.int("ADMIN_ACTION_INLINE_LIMIT", default=500)
-ADMIN_ACTION_BATCH = env.int("ADMIN_ACTION_BATCH", default=1_000)
-# Rows an import checks and writes per transaction.
-IMPORT_CHUNK_ROWS = env.int("IMPORT_CHUNK_ROWS", default=20_000)
-# Database connections an import writes on at once (PostgreSQL): a chunk's statements
-# run while the previous chunk commits. 1 writes one chunk after another.
-IMPORT_WRITE_LANES = env.int("IMPORT_WRITE_LANES", default=2)
 # The pace of confirmation emails for a pending import (the rest wait in the outbox).
 IMPORT_CONFIRMATIONS_PER_MINUTE = env.int("IMPORT_CONFIRMATIONS_PER_MINUTE", default=600)
 # An import's report of skipped rows names people: it is deleted after this many days.
@@ -300,25 +293,8 @@ PRIVACY_EMAILS_PER_DAY = env.int("PRIVACY_EMAILS_PER_DAY", default=3)
 MEMBERSHIP_URL = env.str("MEMBERSHIP_URL", default="https://www.example.org/membership/")
 # Editors told by email when the member count reaches a milestone.
 GOAL_NOTIFY_EMAILS = env.list("GOAL_NOTIFY_EMAILS", default=[])
-# How often the beat task recounts members and repairs the Redis copy.
-GOAL_RECONCILE_INTERVAL = env.int("GOAL_RECONCILE_INTERVAL", default=60)
-# How often a page's banner asks the API for the live count.
-GOAL_POLL_SECONDS = env.int("GOAL_POLL_SECONDS", default=30)
-# A web process serves the count it last read from Redis for this long before asking
-# again (the API may be cached for longer anyway); 0 asks on every read.
-GOAL_LOCAL_CACHE_SECONDS = env.float("GOAL_LOCAL_CACHE_SECONDS", default=1.0)
-# How long a web process keeps the public newsletters and the email domain rules that
-# every sign-up reads (an editor's change is seen by every process after this).
-SIGNUP_LOOKUP_CACHE_SECONDS = env.float("SIGNUP_LOOKUP_CACHE_SECONDS", default=1.0)
-# With Redis down, a process reuses the last count it read for this long before it
-# asks the database.
-GOAL_FALLBACK_MAX_AGE_SECONDS = env.int("GOAL_FALLBACK_MAX_AGE_SECONDS", default=30)
-# Seconds GET /api/v1/goal may be cached by browsers and CDNs.
-GOAL_API_MAX_AGE_SECONDS = env.int("GOAL_API_MAX_AGE_SECONDS", default=10)
-# The signing secret of the Stripe webhook endpoint (whsec_...), and how old a signed
-# event may be (Stripe's default tolerance against replays).
+# The signing secret of the Stripe webhook endpoint (whsec_...).
 STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
-STRIPE_WEBHOOK_TOLERANCE_SECONDS = env.int("STRIPE_WEBHOOK_TOLERANCE_SECONDS", default=300)
 
 # --- Web security ----------------------------------------------------------------------
 # Number of reverse proxies in front of the app that append to X-Forwarded-For. With 0
@@ -354,22 +330,6 @@ SECURE_REFERRER_POLICY = "strict-origin-when-cross-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 
-# No inline scripts or styles on our pages; the JSON API is the only thing other
-# origins may call (CORS below), and nothing may frame the site.
-CONTENT_SECURITY_POLICY = {
-    "DIRECTIVES": {
-        "default-src": ["'self'"],
-        "script-src": ["'self'"],
-        "style-src": ["'self'"],
-        "img-src": ["'self'", "data:"],
-        "connect-src": ["'self'"],
-        "form-action": ["'self'"],
-        "frame-ancestors": ["'none'"],
-        "base-uri": ["'self'"],
-        "object-src": ["'none'"],
-    },
-}
-
 # The JSON API is called from the newsroom's other sites. No credentials: it needs no
 # cookies, so none are sent or accepted cross-origin.
 CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
@@ -384,7 +344,7 @@ AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = env.float("AXES_COOLOFF_HOURS", default=1.0)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
-AXES_CLIENT_IP_CALLABLE = "subscriptions.client.client_ip"
+AXES_CLIENT_IP_CALLABLE = "subscriptions.web.request_info.client_ip"
 # What django-axes writes into its log lines ("AXES: New login failure by {...}") is
 # masked by axes itself: the password always, and these. Pinned rather than left to the
 # package default, so an upgrade cannot start logging usernames (often addresses) or IPs.
@@ -416,19 +376,11 @@ SIGNUP_CHALLENGE = env.str("SIGNUP_CHALLENGE", default="")
 SIGNUP_CHALLENGE_SITE_KEY = env.str("SIGNUP_CHALLENGE_SITE_KEY", default="")
 SIGNUP_CHALLENGE_SECRET_KEY = env.str("SIGNUP_CHALLENGE_SECRET_KEY", default="")
 # Override only to point at a stand-in in tests (the real ones need the internet).
-SIGNUP_CHALLENGE_VERIFY_URL = env.str("SIGNUP_CHALLENGE_VERIFY_URL", default="")
-SIGNUP_CHALLENGE_SCRIPT_URL = env.str("SIGNUP_CHALLENGE_SCRIPT_URL", default="")
-_CHALLENGE_ORIGINS = {
-    "turnstile": ["https://challenges.cloudflare.com"],
-    "hcaptcha": ["https://hcaptcha.com", "https://*.hcaptcha.com"],
-}
-_challenge_origins = _CHALLENGE_ORIGINS.get(SIGNUP_CHALLENGE.strip().lower(), [])
-if SIGNUP_CHALLENGE_SCRIPT_URL:
-    _challenge_origins = ["{0.scheme}://{0.netloc}".format(urlsplit(SIGNUP_CHALLENGE_SCRIPT_URL))]
-for _directive in ("script-src", "frame-src", "connect-src", "style-src"):
-    CONTENT_SECURITY_POLICY["DIRECTIVES"].setdefault(_directive, ["'self'"]).extend(
-        _challenge_origins
-    )
+SIGNUP_CHALLENGE_VERIFY_URL = ""
+SIGNUP_CHALLENGE_SCRIPT_URL = ""
+# No inline scripts or styles on our pages, nothing may frame the site, and a challenge's
+# provider is the only other origin a page loads from.
+CONTENT_SECURITY_POLICY = content_security_policy(SIGNUP_CHALLENGE, SIGNUP_CHALLENGE_SCRIPT_URL)
 # Refuse addresses at known disposable-mail domains (the disposable-email-domains list).
 BLOCK_DISPOSABLE_EMAIL_DOMAINS = env.bool("BLOCK_DISPOSABLE_EMAIL_DOMAINS", default=False)
 
@@ -438,28 +390,4 @@ BLOCK_DISPOSABLE_EMAIL_DOMAINS = env.bool("BLOCK_DISPOSABLE_EMAIL_DOMAINS", defa
 SIGNUP_MAX_BODY_BYTES = env.int("SIGNUP_MAX_BODY_BYTES", default=16_384)
 
 # Logs hold no email addresses or IPs: every handler masks them (newsroom.log_privacy).
-# The Celery worker and beat use this configuration too (newsroom/celery.py), and
-# gunicorn's own loggers get the same filter (newsroom/gunicorn.conf.py).
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "filters": {"mask_personal_data": {"()": "newsroom.log_privacy.MaskPersonalData"}},
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {
-        "console": {
-            "class": "logging.StreamHandler",
-            "formatter": "plain",
-            "filters": ["mask_personal_data"],
-        }
-    },
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    # Django's DEFAULT_LOGGING puts handlers of its own, without the filter, on the first
-    # two; empty them so their records reach the masked root handler instead. redis-py
-    # gives "push_response" a bare stderr handler when a PubSub opens (kombu's do), unless
-    # the logger exists already.
-    "loggers": {
-        "django": {"handlers": [], "level": "NOTSET", "propagate": True},
-        "django.server": {"handlers": [], "level": "NOTSET", "propagate": True},
-        "push_response": {"handlers": [], "level": "NOTSET", "propagate": True},
-    },
-}
+LOGGING = logging_config(level=env.str("LOG_LEVEL", default="INFO"))

@@ -78,7 +78,7 @@ class SweepOnConnect(bootsteps.StartStopStep):
     requires = {"celery.worker.consumer.tasks:Tasks"}
 
     def start(self, c: CeleryConsumer) -> None:
-        from subscriptions.task_queue import broker_lost_its_messages
+        from subscriptions.platform.task_queue import broker_lost_its_messages
 
         try:
             if broker_lost_its_messages(c.app.conf.broker_url):

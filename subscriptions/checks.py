@@ -8,9 +8,10 @@ from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from redis.connection import parse_url
 
 from newsroom.webhook_secret import GENERATE_COMMAND
-from subscriptions.challenges import CHALLENGES
-from subscriptions.ratelimit import LIMIT_NAMES, Rate
-from subscriptions.webhooks import WEBHOOK_ESPS, mounted_esps, webhook_secret_is_set
+from subscriptions.abuse.challenges import CHALLENGES
+from subscriptions.abuse.ratelimit import LIMIT_NAMES, Rate
+from subscriptions.platform.task_queue import unknown_transport_options
+from subscriptions.web.esp_webhooks import WEBHOOK_ESPS, mounted_esps, webhook_secret_is_set
 
 
 def _variable(limit_name: str) -> str:
@@ -114,7 +115,7 @@ def check_webhook_secret(app_configs: object, **kwargs: object) -> list[CheckMes
     esps = mounted_esps()
     if not esps or webhook_secret_is_set():
         return []
-    # Production refuses every event without a secret (subscriptions/webhooks.py), so
+    # Production refuses every event without a secret (subscriptions/web/esp_webhooks.py), so
     # bounces and complaints would be lost.
     return [
         Error(
@@ -153,5 +154,21 @@ def check_site_url_is_https(app_configs: object, **kwargs: object) -> list[Check
             "emails would be plain HTTP, and RFC 8058 one-click unsubscribe needs HTTPS.",
             hint="Set SITE_URL to the site's public https:// address.",
             id="subscriptions.W002",
+        )
+    ]
+
+
+@register()
+def check_broker_transport_options(app_configs: object, **kwargs: object) -> list[CheckMessage]:
+    unknown = unknown_transport_options(settings.CELERY_BROKER_TRANSPORT_OPTIONS or {})
+    if not unknown:
+        return []
+    return [
+        Error(
+            f"CELERY_BROKER_TRANSPORT_OPTIONS has options the task queue helper was never "
+            f"checked against: {', '.join(unknown)}. One may change the message a worker reads.",
+            hint="Check subscriptions/platform/task_queue.py against kombu with the option set "
+            "(tests/test_task_queue.py), then list it there as neutral or shaping.",
+            id="subscriptions.E007",
         )
     ]

@@ -1,5 +1,8 @@
-"""Celery tasks: thin, idempotent, and taking ids. The outbox row is the truth; a task
-delivered twice finds it claimed or sent and does nothing."""
+"""Celery tasks: thin, idempotent, and taking ids. Each keeps its registered name
+(`name=`), so messages already queued and the beat schedule survive a move of the code;
+code below this module enqueues them by that name (platform.task_queue), never by
+importing it. The outbox row is the truth; a task delivered twice finds it claimed or
+sent and does nothing."""
 
 import logging
 from dataclasses import asdict
@@ -8,26 +11,22 @@ from celery import shared_task
 from django.conf import settings
 from django.db import OperationalError
 
-from subscriptions import (
-    bulk_actions,
-    deferred_unsubscribes,
-    deliverability,
-    emails,
-    goal_counter,
-    insight,
-    milestones,
-    outbox,
-    privacy,
-    sending,
-)
-from subscriptions.imports import jobs as import_jobs
-from subscriptions.imports import reports as import_reports
-from subscriptions.retry_policy import is_permanent_failure, retry_countdown
+from subscriptions.admin import bulk_actions, dashboard
+from subscriptions.deliverability import delivery_events
+from subscriptions.lists.imports import jobs as import_jobs
+from subscriptions.lists.imports import reports as import_reports
+from subscriptions.mail import messages, outbox, sending
+from subscriptions.mail.retry_policy import is_permanent_failure, retry_countdown
+from subscriptions.membership import goal_counter, milestones
+from subscriptions.privacy import personal_data
+from subscriptions.signup import deferred_unsubscribes
 
 logger = logging.getLogger(__name__)
 
 
-@shared_task(bind=True, acks_late=True, max_retries=None)
+@shared_task(
+    name="subscriptions.tasks.send_outbound_email", bind=True, acks_late=True, max_retries=None
+)
 def send_outbound_email(self, outbound_email_id: int) -> str:
     with sending.claimed_for_sending(outbound_email_id, task_id=self.request.id or "") as claimed:
         if claimed is None:
@@ -41,7 +40,7 @@ def _send(task, claimed: sending.Claimed) -> str:
         outbox.mark_suppressed(outbound)
         return "suppressed"
     try:
-        message = emails.build_message(outbound, claimed.subscriptions)
+        message = messages.build_message(outbound, claimed.subscriptions)
         message.send()
     except Exception as exc:  # noqa: BLE001 - every failure is recorded on the row
         error = f"{type(exc).__name__}: {exc}"
@@ -68,43 +67,62 @@ def _esp_message_id(message: object) -> str:
     return str(message_id)
 
 
-@shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
+@shared_task(
+    name="subscriptions.tasks.process_delivery_event",
+    acks_late=True,
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=5,
+)
 def process_delivery_event(delivery_event_id: int) -> bool:
-    return deliverability.apply_delivery_event(delivery_event_id)
+    return delivery_events.apply_delivery_event(delivery_event_id)
 
 
-@shared_task
-def requeue_stale_outbound_emails() -> int:
+# Registered under the name it had when it swept the outbox alone.
+@shared_task(name="subscriptions.tasks.requeue_stale_outbound_emails")
+def requeue_stale_work() -> int:
     """The safety net behind every enqueue: outbox rows, delivery events and imports
     whose task never ran (broker down) or whose worker died."""
     return (
         outbox.requeue_stale()
-        + deliverability.requeue_unprocessed()
+        + delivery_events.requeue_unprocessed()
         + import_jobs.requeue_stale_imports()
     )
 
 
-@shared_task
+@shared_task(name="subscriptions.tasks.apply_deferred_unsubscribes")
 def apply_deferred_unsubscribes() -> int:
     """Unsubscribes kept in Redis while the database was unavailable, applied now that
     it answers; a run that finds it down again leaves them for the next."""
     return deferred_unsubscribes.apply_recorded()
 
 
-@shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
+@shared_task(
+    name="subscriptions.tasks.requeue_outbound_emails_after_broker_reset",
+    acks_late=True,
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=5,
+)
 def requeue_outbound_emails_after_broker_reset() -> int:
     """The broker came back without the messages it held (a worker noticed on
     reconnecting): every queued email waiting for its task is enqueued again at once."""
     return outbox.requeue_after_broker_reset()
 
 
-@shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
+@shared_task(
+    name="subscriptions.tasks.record_goal_milestones",
+    acks_late=True,
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=5,
+)
 def record_goal_milestones() -> list[int]:
     """Record the milestones the member count has reached; idempotent."""
     return milestones.record_reached_milestones()
 
 
-@shared_task
+@shared_task(name="subscriptions.tasks.reconcile_member_count")
 def reconcile_member_count() -> dict:
     """Recount members, repair the count and its Redis copy, and catch up on any
     milestone whose task never ran (broker down)."""
@@ -113,34 +131,47 @@ def reconcile_member_count() -> dict:
     return asdict(result)
 
 
-@shared_task(acks_late=True)
+@shared_task(name="subscriptions.tasks.run_subscriber_import", acks_late=True)
 def run_subscriber_import(import_id: int) -> str:
     """Run an import to its end (or resume it after a worker died)."""
     return import_jobs.run_import(import_id).state
 
 
-@shared_task
+@shared_task(name="subscriptions.tasks.take_newsletter_snapshots")
 def take_newsletter_snapshots() -> int:
     """Today's counts per newsletter, for the dashboard's growth chart."""
-    return insight.take_snapshots()
+    return dashboard.take_snapshots()
 
 
-@shared_task
-def expire_unconfirmed_subscriptions() -> int:
+# Registered under the name it had before it also discarded import reports.
+@shared_task(name="subscriptions.tasks.expire_unconfirmed_subscriptions")
+def discard_expired_personal_data() -> int:
     """Remove sign-ups never confirmed after PENDING_EXPIRY_DAYS, and import reports
     older than IMPORT_REPORT_RETENTION_DAYS (both hold personal data kept no longer
     than needed)."""
     import_reports.discard_old_reports()
-    return privacy.expire_unconfirmed()
+    return personal_data.expire_unconfirmed()
 
 
-@shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
+@shared_task(
+    name="subscriptions.tasks.unsubscribe_subscriptions",
+    acks_late=True,
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=5,
+)
 def unsubscribe_subscriptions(subscription_ids: list[int], actor: str) -> int:
     """A batch of an editor's "Unsubscribe" on many; a repeat changes nothing."""
     return bulk_actions.unsubscribe_batch(subscription_ids, actor=actor)
 
 
-@shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
+@shared_task(
+    name="subscriptions.tasks.resend_confirmation_emails",
+    acks_late=True,
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=5,
+)
 def resend_confirmation_emails(subscriber_ids: list[int], actor: str) -> list[int]:
     """A batch of an editor's "Resend confirmation" on many people: [queued, capped]."""
     return list(bulk_actions.resend_batch(subscriber_ids, actor=actor))

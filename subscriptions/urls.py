@@ -1,6 +1,6 @@
 from django.urls import path
 
-from subscriptions import api, embeds, preferences_views, stripe_webhook, views
+from subscriptions.web import api, embeds, preferences_page, stripe_webhook, views
 
 app_name = "subscriptions"
 
@@ -17,10 +17,10 @@ urlpatterns = [
     path("confirm/<str:token>/", views.confirm, name="confirm"),
     path("confirm/<str:token>/resend/", views.confirm_resend, name="confirm_resend"),
     path("unsubscribe/<str:token>/", views.unsubscribe, name="unsubscribe"),
-    path("preferences/<str:token>/", preferences_views.preferences_page, name="preferences"),
+    path("preferences/<str:token>/", preferences_page.preferences_page, name="preferences"),
     path(
         "preferences/<str:token>/privacy/",
-        preferences_views.privacy_request,
+        preferences_page.privacy_request,
         name="privacy_request",
     ),
     path("privacy/<str:token>/", views.privacy_confirm, name="privacy"),

@@ -11,8 +11,9 @@ from django.db import connection
 from django.utils import translation
 
 from newsroom.celery import app as celery_app
-from subscriptions import goal_counter, signup_lookups
-from subscriptions.redis_store import redis_client
+from subscriptions.membership import goal_counter
+from subscriptions.platform.redis_store import redis_client
+from subscriptions.signup import lookups
 from tests.redis_server import redis_cluster, spare_redis  # noqa: F401 - fixtures for all tests
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -74,14 +75,14 @@ def on_postgres() -> bool:
 
 
 @pytest.fixture(autouse=True)
-def _fresh_goal_counter(settings):
+def _fresh_goal_counter(settings, monkeypatch):
     """Each test starts with no Redis copy of the goal and no remembered snapshot, and
     reads the count afresh every time (the per-process cache has a test of its own)."""
-    settings.GOAL_LOCAL_CACHE_SECONDS = 0
-    goal_counter.forget_fallback()
+    monkeypatch.setattr(goal_counter, "LOCAL_CACHE_SECONDS", 0)
+    monkeypatch.setattr(goal_counter, "_last_seen", goal_counter._LastSeen())
     # The same for what sign-ups look up (newsletters, domain rules); tested on its own.
-    settings.SIGNUP_LOOKUP_CACHE_SECONDS = 0
-    signup_lookups.forget_all()
+    monkeypatch.setattr(lookups, "CACHE_SECONDS", 0)
+    lookups.forget_all()
     if settings.REDIS_URL:
         redis_client(settings.REDIS_URL).delete(goal_counter.SNAPSHOT_KEY)
     yield

@@ -3,7 +3,7 @@ import time
 import factory
 from django.utils import timezone
 
-from subscriptions.bot_traps import make_form_token
+from subscriptions.abuse.bot_traps import make_form_token
 from subscriptions.models import Newsletter, Subscriber, Subscription
 
 

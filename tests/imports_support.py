@@ -4,7 +4,7 @@ process and transaction, as the worker would."""
 from collections.abc import Callable
 from pathlib import Path
 
-from subscriptions.imports import jobs
+from subscriptions.lists.imports import jobs
 from subscriptions.models import Newsletter, SubscriberImport
 
 

@@ -1,5 +1,5 @@
 """What PostgreSQL's prepared statements of this test's connection show: for the tests
-of the statements `subscriptions/prepared.py` prepares."""
+of the statements `subscriptions/platform/prepared.py` prepares."""
 
 from django.db import connection
 

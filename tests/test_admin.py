@@ -16,8 +16,8 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from subscriptions import exports, services
-from subscriptions.csv_cells import csv_safe as _csv_safe
+from subscriptions.lists import exports
+from subscriptions.lists.csv_cells import csv_safe as _csv_safe
 from subscriptions.models import (
     ConsentRecord,
     OutboundEmail,
@@ -26,7 +26,8 @@ from subscriptions.models import (
     Subscription,
     SubscriptionEvent,
 )
-from subscriptions.services import ConsentContext
+from subscriptions.signup import services
+from subscriptions.signup.services import ConsentContext
 from tests.factories import (
     NewsletterFactory,
     SubscriberFactory,

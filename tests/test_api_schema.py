@@ -12,7 +12,7 @@ from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 
 from subscriptions.models import Subscriber
-from subscriptions.validation import normalize_email
+from subscriptions.signup.addresses import normalize_email
 from tests.factories import NewsletterFactory
 
 pytestmark = pytest.mark.django_db

@@ -12,7 +12,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, resolve, reverse
 
 from subscriptions.models import ConsentRecord, Subscriber, Subscription, SubscriptionEvent
-from subscriptions.privacy import PrivacyAction
+from subscriptions.privacy.personal_data import PrivacyAction
 from subscriptions.tokens import (
     confirmation_token,
     preferences_token,

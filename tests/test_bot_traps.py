@@ -18,10 +18,9 @@ from django.core import mail, signing
 from django.urls import reverse
 
 import newsroom.settings
-from subscriptions import bot_traps, challenges, ratelimit
-from subscriptions.bot_traps import form_token_looks_human, make_form_token
-from subscriptions.challenges import Challenge, active_challenge
-from subscriptions.forms import CHALLENGE_FAILED_MESSAGE, CONFIRM_SIGNUP_MESSAGE
+from subscriptions.abuse import bot_traps, challenges, ratelimit
+from subscriptions.abuse.bot_traps import form_token_looks_human, make_form_token
+from subscriptions.abuse.challenges import Challenge, active_challenge
 from subscriptions.models import (
     ConsentRecord,
     EmailDomainRule,
@@ -30,7 +29,8 @@ from subscriptions.models import (
     Subscription,
     SubscriptionEvent,
 )
-from subscriptions.views import SUCCESS_MESSAGE
+from subscriptions.web.forms import CHALLENGE_FAILED_MESSAGE, CONFIRM_SIGNUP_MESSAGE
+from subscriptions.web.views import SUCCESS_MESSAGE
 from tests.factories import NewsletterFactory, human_form_token, with_form_token
 
 pytestmark = pytest.mark.django_db

@@ -1,6 +1,6 @@
 """Every ESP's soft bounces are counted and its hard bounces suppress at once, whatever
 anymail calls them: several providers' soft bounces reach us as anymail's `bounced`,
-and only the provider's own payload tells them apart (subscriptions/esp_events.py).
+and only the provider's own payload tells them apart (subscriptions/deliverability/esp_rules.py).
 
 Each case posts a provider's payload to its real webhook URL with the basic-auth secret
 (and the provider's signature where it signs), and runs what the request queued.

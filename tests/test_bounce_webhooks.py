@@ -15,8 +15,9 @@ from anymail.signals import AnymailTrackingEvent
 from django.test import Client
 from django.utils import timezone
 
-from subscriptions import deliverability, tasks
-from subscriptions.esp_events import for_esp
+from subscriptions import tasks
+from subscriptions.deliverability import delivery_events
+from subscriptions.deliverability.esp_rules import for_esp
 from subscriptions.models import (
     DeliveryEvent,
     Subscriber,
@@ -407,7 +408,7 @@ def test_the_webhook_request_only_stores_the_event_and_queues_its_processing(
     assert not SubscriptionEvent.objects.filter(kind=SubscriptionEvent.Kind.BOUNCED).exists()
     (enqueue,) = callbacks
     assert isinstance(enqueue, partial)
-    assert (enqueue.func, enqueue.args) == (deliverability.enqueue, (event.pk,))
+    assert (enqueue.func, enqueue.args) == (delivery_events.enqueue, (event.pk,))
 
     enqueue()  # what the commit would have run
 
@@ -432,7 +433,7 @@ def test_an_event_whose_task_never_ran_is_processed_by_the_sweeper(
         )
     assert (lost.status_code, fresh.status_code) == (200, 200)
 
-    assert tasks.requeue_stale_outbound_emails.apply().get() == 1
+    assert tasks.requeue_stale_work.apply().get() == 1
 
     processed = dict(DeliveryEvent.objects.values_list("kind", "processed_at"))
     assert processed[Kind.HARD_BOUNCE] is not None

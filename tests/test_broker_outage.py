@@ -19,8 +19,8 @@ import pytest
 from django.db import close_old_connections, connection
 
 from newsroom.celery import app as celery_app
-from subscriptions import services
 from subscriptions.models import OutboundEmail, Subscription
+from subscriptions.signup import services
 from tests.db_sessions import end_worker_sessions
 from tests.factories import NewsletterFactory
 from tests.redis_server import SpareRedis

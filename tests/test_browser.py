@@ -11,11 +11,13 @@ import pytest
 from django.core import mail
 from playwright.sync_api import expect
 
-from subscriptions import embeds, members, milestones, ratelimit
-from subscriptions.forms import CHOOSE_NEWSLETTER_MESSAGE
+from subscriptions.abuse import ratelimit
+from subscriptions.membership import members, milestones
 from subscriptions.models import MembershipGoal, Newsletter, Subscriber, Subscription
 from subscriptions.tokens import confirmation_token, preferences_token, unsubscribe_token
-from subscriptions.views import SUCCESS_MESSAGE as LAZY_SUCCESS_MESSAGE
+from subscriptions.web import embeds
+from subscriptions.web.forms import CHOOSE_NEWSLETTER_MESSAGE
+from subscriptions.web.views import SUCCESS_MESSAGE as LAZY_SUCCESS_MESSAGE
 from tests.browser_support import (
     announced_as,
     screenshot,
@@ -158,7 +160,7 @@ def test_the_goal_banner_counts_a_new_member_without_a_reload(page, site) -> Non
 
     members.add_member(email="member@example.org", actor="test")
 
-    # The page polls the API every GOAL_POLL_SECONDS (1 s in these tests).
+    # The page polls the API every goal_counter.POLL_SECONDS (1 s in these tests).
     expect(count).to_have_text("1", timeout=10_000)
     assert page.locator('[data-goal-field="members-word"]').inner_text() == "member"
     assert page.locator(".membership-progress").get_attribute("value") == "1"

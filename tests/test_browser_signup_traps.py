@@ -7,10 +7,11 @@ import time
 import pytest
 from playwright.sync_api import expect
 
-from subscriptions import bot_traps, embeds
-from subscriptions.forms import CHALLENGE_FAILED_MESSAGE, CONFIRM_SIGNUP_MESSAGE
+from subscriptions.abuse import bot_traps
 from subscriptions.models import Newsletter, Subscriber, Subscription
-from subscriptions.views import SUCCESS_MESSAGE as LAZY_SUCCESS_MESSAGE
+from subscriptions.web import embeds
+from subscriptions.web.forms import CHALLENGE_FAILED_MESSAGE, CONFIRM_SIGNUP_MESSAGE
+from subscriptions.web.views import SUCCESS_MESSAGE as LAZY_SUCCESS_MESSAGE
 from tests.browser_support import screenshot_of
 from tests.challenge_stub import ChallengeStub
 

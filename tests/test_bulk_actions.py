@@ -1,5 +1,5 @@
 """Admin actions on many people or subscriptions ("Select all" on a long list): up to
-ADMIN_ACTION_INLINE_LIMIT are changed in the request, more go to the worker in batches
+bulk_actions.INLINE_LIMIT are changed in the request, more go to the worker in batches
 through the same services; a task queue that cannot be reached is reported to the
 editor, nothing half-done, and running the action again finishes the job."""
 
@@ -10,6 +10,7 @@ from django.urls import reverse
 
 from newsroom.celery import app as celery_app
 from subscriptions import tasks
+from subscriptions.admin import bulk_actions
 from subscriptions.models import OutboundEmail, Subscription, SubscriptionEvent
 from tests.factories import SubscriberFactory, SubscriptionFactory
 
@@ -22,9 +23,9 @@ SUBSCRIPTIONS = reverse("admin:subscriptions_subscription_changelist")
 
 
 @pytest.fixture(autouse=True)
-def _small_limits(settings):
-    settings.ADMIN_ACTION_INLINE_LIMIT = 3
-    settings.ADMIN_ACTION_BATCH = 2
+def _small_limits(monkeypatch):
+    monkeypatch.setattr(bulk_actions, "INLINE_LIMIT", 3)
+    monkeypatch.setattr(bulk_actions, "BATCH", 2)
 
 
 @pytest.fixture

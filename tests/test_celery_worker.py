@@ -15,7 +15,8 @@ from django.urls import reverse
 
 from newsroom.celery import app as celery_app
 from subscriptions import tasks
-from subscriptions.imports import jobs
+from subscriptions.admin import bulk_actions
+from subscriptions.lists.imports import jobs
 from subscriptions.models import OutboundEmail, SubscriberImport, Subscription
 from tests.db_sessions import end_worker_sessions
 from tests.factories import NewsletterFactory, SubscriptionFactory, with_form_token
@@ -129,10 +130,10 @@ def test_an_import_runs_to_the_end_on_a_real_worker(worker, tmp_path, settings):
 
 
 def test_an_editors_unsubscribe_of_many_runs_in_batches_on_a_real_worker(
-    worker, settings, admin_user
+    worker, settings, monkeypatch, admin_user
 ):
-    settings.ADMIN_ACTION_INLINE_LIMIT = 2
-    settings.ADMIN_ACTION_BATCH = 2
+    monkeypatch.setattr(bulk_actions, "INLINE_LIMIT", 2)
+    monkeypatch.setattr(bulk_actions, "BATCH", 2)
     subscriptions = SubscriptionFactory.create_batch(5, status=Subscription.Status.ACTIVE)
     ran = []
 

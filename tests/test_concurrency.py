@@ -6,12 +6,12 @@ import threading
 import pytest
 from django.db import connection, connections
 
-from subscriptions import services
 from subscriptions.models import (
     OutboundEmail,
     Subscriber,
     Subscription,
 )
+from subscriptions.signup import services
 from tests.factories import NewsletterFactory, SubscriberFactory, SubscriptionFactory
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]

@@ -9,8 +9,9 @@ from django.core import mail, signing
 from django.urls import reverse
 from django.utils import timezone
 
-from subscriptions import services, tokens
+from subscriptions import tokens
 from subscriptions.models import ConsentRecord, OutboundEmail, Subscription, SubscriptionEvent
+from subscriptions.signup import services
 from subscriptions.tokens import confirmation_token, preferences_token, unsubscribe_token
 from tests.factories import NewsletterFactory, SubscriptionFactory
 

@@ -12,9 +12,10 @@ from django.core import mail
 from django.db import connections
 from django.urls import reverse
 
-from subscriptions import bot_traps, services
+from subscriptions.abuse import bot_traps
 from subscriptions.models import OutboundEmail, Subscriber, Subscription, SubscriptionEvent
-from subscriptions.views import SUCCESS_MESSAGE
+from subscriptions.signup import services
+from subscriptions.web.views import SUCCESS_MESSAGE
 from tests.factories import NewsletterFactory, human_form_token, with_form_token
 
 THANKS = reverse("subscriptions:thanks")
@@ -156,3 +157,30 @@ def test_concurrent_signups_of_variants_cannot_slip_past_the_cap(newsletter) -> 
     assert errors == []
     assert Subscriber.objects.count() == threads
     assert OutboundEmail.objects.filter(kind=OutboundEmail.Kind.CONFIRMATION).count() == 3
+
+
+@pytest.mark.django_db
+def test_a_pending_import_counts_in_the_same_daily_budget_per_mailbox(
+    client, newsletter, tmp_path
+) -> None:
+    """Both ways: an import sends nothing to a mailbox whose budget sign-ups of a variant
+    spent, and a sign-up after an import counts the import's confirmation."""
+    from tests.imports_support import import_file
+
+    for n in range(3):
+        by_api(client, f"victim+{n}@example.org")
+    listed = tmp_path / "list.csv"
+    listed.write_text("email\nVictim+9@Example.org\nother@example.org\n")
+    import_file(listed, newsletter, status=Subscription.Status.PENDING)
+
+    confirmations = OutboundEmail.objects.filter(kind=OutboundEmail.Kind.CONFIRMATION)
+    assert sorted(confirmations.values_list("to_email", flat=True)) == [
+        "other@example.org",
+        "victim+0@example.org",
+        "victim+1@example.org",
+        "victim+2@example.org",
+    ]
+
+    for n in range(3):
+        by_api(client, f"other+{n}@example.org")  # the import's counts: two more, not three
+    assert confirmations.filter(to_email__startswith="other").count() == 3

@@ -11,7 +11,10 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from subscriptions import deliverability, insight, milestones, services, tasks
+from subscriptions import tasks
+from subscriptions.admin import dashboard
+from subscriptions.deliverability import delivery_events
+from subscriptions.membership import milestones
 from subscriptions.models import (
     DeliveryEvent,
     MembershipGoal,
@@ -19,6 +22,7 @@ from subscriptions.models import (
     Subscription,
     SubscriptionEvent,
 )
+from subscriptions.signup import services
 from subscriptions.tokens import confirmation_token
 from tests.browser_support import screenshot_of
 from tests.factories import NewsletterFactory, SubscriptionFactory
@@ -48,7 +52,7 @@ def test_the_dashboard_counts_each_status_and_the_last_30_days(admin_client) -> 
     services.unsubscribe(subscription_id=leaver.pk, actor="reader", via="page")
     SubscriptionFactory(newsletter=digest, status=Status.BOUNCED)
 
-    data = insight.dashboard()
+    data = dashboard.dashboard()
     page = admin_client.get(DASHBOARD).content.decode()
 
     item = next(i for i in data.newsletters if i.newsletter == digest)
@@ -71,7 +75,7 @@ def test_the_dashboard_counts_bounces_of_the_last_30_days(admin_client) -> None:
     sign_up("fine@example.org", digest, confirm=True)
     for address in ("gone@example.org", "long-gone@example.org"):
         sign_up(address, digest, confirm=True)
-        event = deliverability.record_delivery_event(
+        event = delivery_events.record_delivery_event(
             esp="postmark",
             kind=DeliveryEvent.Kind.HARD_BOUNCE,
             event_id=address,
@@ -80,12 +84,12 @@ def test_the_dashboard_counts_bounces_of_the_last_30_days(admin_client) -> None:
             message_id=None,
             metadata={},
         )
-        deliverability.apply_delivery_event(event.pk)
+        delivery_events.apply_delivery_event(event.pk)
     SubscriptionEvent.objects.filter(
         kind=SubscriptionEvent.Kind.BOUNCED, subscription__subscriber__email="long-gone@example.org"
     ).update(at=timezone.now() - timedelta(days=31))
 
-    item, other_item = insight.dashboard().newsletters
+    item, other_item = dashboard.dashboard().newsletters
     page = admin_client.get(DASHBOARD).content.decode()
 
     assert item.newsletter == digest and other_item.newsletter == other
@@ -103,7 +107,7 @@ def test_events_older_than_the_window_do_not_count(admin_client) -> None:
     sign_up("old@example.org", digest, confirm=True)
     SubscriptionEvent.objects.update(at=timezone.now() - timedelta(days=31))
 
-    item = insight.dashboard().newsletters[0]
+    item = dashboard.dashboard().newsletters[0]
 
     assert (item.signups, item.confirmations, item.counts["active"]) == (0, 0, 1)
     assert item.confirmation_rate is None
@@ -127,7 +131,7 @@ def test_the_first_snapshot_fills_90_days_and_the_chart_draws_them(admin_client)
     assert active[today - timedelta(days=50)] == 1
     assert active[today - timedelta(days=20)] == 2
     assert active[today] == 3
-    chart = insight.dashboard().newsletters[0].chart
+    chart = dashboard.dashboard().newsletters[0].chart
     assert (chart.low, chart.high, chart.first_day) == (0, 3, today - timedelta(days=89))
     assert len(chart.points.split()) == 90
     page = admin_client.get(DASHBOARD).content.decode()

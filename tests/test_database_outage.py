@@ -332,7 +332,7 @@ def test_with_the_database_cut_sign_ups_and_pages_answer_503_and_succeed_once_it
     assert [
         line.split(" answered 503")[0].split("unavailable: ")[1]
         for line in log.splitlines()
-        if "ERROR subscriptions.outage" in line
+        if "ERROR subscriptions.web.outage" in line
     ] == [
         "POST /api/v1/subscriptions",
         "POST /subscribe/embed/",

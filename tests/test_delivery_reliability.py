@@ -19,9 +19,11 @@ from django.core import mail
 from django.test import Client
 
 from newsroom.celery import app as celery_app
-from subscriptions import outbox, services, tasks
+from subscriptions import tasks
+from subscriptions.mail import outbox
 from subscriptions.models import OutboundEmail, Subscription
-from subscriptions.views import SUCCESS_MESSAGE
+from subscriptions.signup import services
+from subscriptions.web.views import SUCCESS_MESSAGE
 from tests.db_sessions import end_worker_sessions
 from tests.esp_stub import DROP_CONNECTION, HANG, PostmarkStub, Reply
 from tests.factories import NewsletterFactory, with_form_token
@@ -258,7 +260,7 @@ def test_an_unreachable_esp_is_retried_once_it_is_back(worker, postmark, setting
 
 def test_a_task_delivered_twice_sends_once(worker, postmark, outcomes):
     stub = postmark()
-    with mock.patch("subscriptions.outbox.enqueue"):
+    with mock.patch("subscriptions.mail.outbox.enqueue"):
         outbound = sign_up()
 
     # Redis redelivers an unacknowledged message with the same task id.
@@ -274,7 +276,7 @@ def test_a_task_delivered_twice_sends_once(worker, postmark, outcomes):
 
 def test_a_duplicate_task_arriving_mid_send_is_skipped(own_queue, postmark, outcomes):
     stub = postmark(Reply(200, delay=1.5))
-    with mock.patch("subscriptions.outbox.enqueue"):
+    with mock.patch("subscriptions.mail.outbox.enqueue"):
         outbound = sign_up()
 
     # Two tasks at once, so the duplicate arrives while the ESP is still answering.
@@ -292,7 +294,7 @@ def test_a_duplicate_task_arriving_mid_send_is_skipped(own_queue, postmark, outc
 
 def test_a_redelivered_task_arriving_mid_send_is_skipped(own_queue, postmark, outcomes):
     stub = postmark(Reply(200, delay=1.5))
-    with mock.patch("subscriptions.outbox.enqueue"):
+    with mock.patch("subscriptions.mail.outbox.enqueue"):
         outbound = sign_up()
 
     # Redis gives an unacknowledged message out again, same task id, once its
@@ -346,7 +348,7 @@ def test_a_worker_killed_mid_send_leads_to_one_redelivery_and_one_email(worker_p
     # The first request to Postmark never gets its answer: the worker is killed while it
     # waits. Postmark never accepted that one, so the email must go out exactly once more.
     stub = postmark(HANG)
-    with mock.patch("subscriptions.outbox.enqueue"):
+    with mock.patch("subscriptions.mail.outbox.enqueue"):
         outbound = sign_up()
     worker = worker_process(stub.api_url)
 
@@ -386,7 +388,7 @@ def test_a_threads_worker_killed_mid_send_leaves_the_row_to_the_sweeper_and_one_
     so its message waits out Redis's visibility timeout; the sweeper hands the row to a
     worker once its claim is stale, and the email goes out once."""
     stub = postmark(HANG)
-    with mock.patch("subscriptions.outbox.enqueue"):
+    with mock.patch("subscriptions.mail.outbox.enqueue"):
         outbound = sign_up()
     first = worker_process(stub.api_url, pool="threads")
 
@@ -467,7 +469,7 @@ def test_a_signup_while_the_broker_is_down_is_sent_once_it_is_back(broker_on_spa
         assert mail.outbox[0].to == ["ann@example.org"]
         assert mail.outbox[0].metadata["outbound_email_id"] == str(outbound.pk)
 
-        assert tasks.requeue_stale_outbound_emails() == 0
+        assert tasks.requeue_stale_work() == 0
         time.sleep(0.5)
 
     assert len(mail.outbox) == 1

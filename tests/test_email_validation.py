@@ -18,7 +18,7 @@ from subscriptions.models import (
     Subscription,
     SubscriptionEvent,
 )
-from subscriptions.validation import email_normalizer, normalize_email
+from subscriptions.signup.addresses import email_normalizer, normalize_email
 from tests.factories import NewsletterFactory, human_form_token, with_form_token
 
 MESSAGE = "Please, enter correct email address"

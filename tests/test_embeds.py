@@ -12,8 +12,11 @@ from django.conf import settings
 from django.test import Client
 from django.urls import reverse
 
-from subscriptions import bot_traps, embeds, members, milestones, selectors
+from subscriptions.abuse import bot_traps
+from subscriptions.membership import members, milestones
 from subscriptions.models import MembershipGoal, Newsletter, Subscriber, Subscription
+from subscriptions.signup import selectors
+from subscriptions.web import embeds
 from tests.factories import NewsletterFactory
 
 pytestmark = pytest.mark.django_db

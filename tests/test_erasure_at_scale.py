@@ -12,7 +12,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from subscriptions import privacy, services, suppression
+from subscriptions.mail import suppression
 from subscriptions.models import (
     DeliveryEvent,
     GoalMilestone,
@@ -23,6 +23,8 @@ from subscriptions.models import (
     Subscription,
     SuppressedAddress,
 )
+from subscriptions.privacy import personal_data
+from subscriptions.signup import services
 from subscriptions.tokens import confirmation_token
 from tests.factories import NewsletterFactory
 
@@ -185,14 +187,18 @@ def sequential_scans(run: Callable[[], object]) -> str:
 
 
 def test_an_export_and_an_erasure_read_no_big_table_in_full(ann) -> None:
-    scans = sequential_scans(lambda: privacy.export_data(subscriber_id=ann.pk, actor="admin:ed"))
+    scans = sequential_scans(
+        lambda: personal_data.export_data(subscriber_id=ann.pk, actor="admin:ed")
+    )
     assert not scans, scans
 
     # The list's other lookups by address (every send asks), lifted entries among them.
     scans = sequential_scans(lambda: suppression.is_suppressed(ANN))
     assert not scans, scans
 
-    scans = sequential_scans(lambda: privacy.erase(subscriber_id=ann.pk, actor="admin:ed"))
+    scans = sequential_scans(
+        lambda: personal_data.erase_subscriber(subscriber_id=ann.pk, actor="admin:ed")
+    )
     assert not scans, scans
 
     # And it still erased the person everywhere.

@@ -12,10 +12,11 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
-from subscriptions import exports, services
-from subscriptions.exports_copy import copy_chunks
-from subscriptions.imports import jobs
+from subscriptions.lists import exports
+from subscriptions.lists.exports_copy import copy_chunks
+from subscriptions.lists.imports import jobs
 from subscriptions.models import ConsentRecord, Subscriber, Subscription
+from subscriptions.signup import services
 from subscriptions.tokens import confirmation_token
 from tests.factories import NewsletterFactory
 

@@ -10,10 +10,10 @@ import pytest
 from django.db import connection
 from django.template import Context, Template
 
-from subscriptions import goal_counter, members, milestones
-from subscriptions.members import PaymentChange
+from subscriptions.membership import goal_counter, members, milestones
+from subscriptions.membership.members import PaymentChange
 from subscriptions.models import Member, MemberCount, MembershipGoal
-from subscriptions.redis_store import redis_client
+from subscriptions.platform.redis_store import redis_client
 
 API = "/api/v1/goal"
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
@@ -143,9 +143,9 @@ def test_reading_the_counter_costs_no_sql_query(client, django_assert_num_querie
 @pytest.mark.redis
 @pytest.mark.django_db
 def test_a_process_serves_its_last_read_for_a_second_unless_it_changed_the_count_itself(
-    settings, django_capture_on_commit_callbacks
+    settings, monkeypatch, django_capture_on_commit_callbacks
 ) -> None:
-    settings.GOAL_LOCAL_CACHE_SECONDS = 60
+    monkeypatch.setattr(goal_counter, "LOCAL_CACHE_SECONDS", 60)
     make_goal()
     with django_capture_on_commit_callbacks(execute=True):
         members.apply_payment_change(join(1))
@@ -249,7 +249,7 @@ def test_reconcile_fixes_a_drifted_redis_copy_and_logs_it(settings, caplog) -> N
         members.apply_payment_change(join(n))
     redis_client(settings.REDIS_URL).hset(goal_counter.SNAPSHOT_KEY, "members", 9_999)
 
-    with caplog.at_level(logging.WARNING, logger="subscriptions.goal_counter"):
+    with caplog.at_level(logging.WARNING, logger="subscriptions.membership.goal_counter"):
         result = goal_counter.reconcile()
 
     assert result.redis_drift == 5 - 9_999
@@ -264,7 +264,7 @@ def test_reconcile_fixes_a_drifted_database_count_and_logs_it(client, caplog) ->
         members.apply_payment_change(join(n))
     MemberCount.objects.filter(pk=1).update(active=42)
 
-    with caplog.at_level(logging.WARNING, logger="subscriptions.goal_counter"):
+    with caplog.at_level(logging.WARNING, logger="subscriptions.membership.goal_counter"):
         result = goal_counter.reconcile()
 
     assert result.database_drift == 5 - 42
@@ -285,7 +285,7 @@ def test_the_reconcile_task_is_scheduled_every_minute_by_default(settings) -> No
 
 @pytest.mark.django_db
 def test_with_redis_stopped_the_page_and_the_api_still_answer(
-    client, settings, spare_redis
+    client, settings, spare_redis, monkeypatch
 ) -> None:
     settings.REDIS_URL = spare_redis.url
     make_goal()
@@ -294,11 +294,11 @@ def test_with_redis_stopped_the_page_and_the_api_still_answer(
     assert client.get(API).json()["members"] == 7  # served from the spare Redis
 
     spare_redis.stop()
-    goal_counter.forget_fallback()
+    monkeypatch.setattr(goal_counter, "_last_seen", goal_counter._LastSeen())
     page = client.get("/")
     api = client.get(API)
     members.apply_payment_change(join(99))  # a member joins while Redis is down
-    goal_counter.forget_fallback()
+    monkeypatch.setattr(goal_counter, "_last_seen", goal_counter._LastSeen())
     later = client.get(API)
 
     assert page.status_code == 200
@@ -309,3 +309,22 @@ def test_with_redis_stopped_the_page_and_the_api_still_answer(
     spare_redis.start()
     assert goal_counter.reconcile().members == 8
     assert redis_client(spare_redis.url).hget(goal_counter.SNAPSHOT_KEY, "members") == "8"
+
+
+@pytest.mark.django_db
+def test_with_redis_stopped_a_process_that_changed_the_count_reads_it_afresh(
+    client, settings, spare_redis, django_capture_on_commit_callbacks
+) -> None:
+    """With Redis down a process reuses the count it last read (FALLBACK_MAX_AGE_SECONDS)
+    unless it changed the count itself: then it reads the database at once."""
+    settings.REDIS_URL = spare_redis.url
+    make_goal()
+    with django_capture_on_commit_callbacks(execute=True):
+        members.apply_payment_change(join(1))
+    spare_redis.stop()
+    assert client.get(API).json()["members"] == 1  # read from the database, remembered
+
+    with django_capture_on_commit_callbacks(execute=True):
+        members.apply_payment_change(join(2))  # cannot reach Redis, and forgets
+
+    assert client.get(API).json()["members"] == 2

@@ -8,8 +8,9 @@ import pytest
 from django.core import mail
 from django.db import connection
 
-from subscriptions import goal_counter, members, milestones, tasks
-from subscriptions.members import PaymentChange
+from subscriptions import tasks
+from subscriptions.membership import goal_counter, members, milestones
+from subscriptions.membership.members import PaymentChange
 from subscriptions.models import GoalMilestone, Member, MembershipGoal, OutboundEmail
 
 EDITORS = ["desk@example.org", "editor@example.org"]

@@ -19,7 +19,8 @@ from django.core import mail
 from django.test import Client
 from django.utils import translation
 
-from subscriptions import embeds, milestones, privacy, ratelimit, services
+from subscriptions.abuse import ratelimit
+from subscriptions.membership import milestones
 from subscriptions.models import (
     ConsentRecord,
     MembershipGoal,
@@ -27,8 +28,11 @@ from subscriptions.models import (
     Subscriber,
     Subscription,
 )
+from subscriptions.privacy import personal_data
+from subscriptions.signup import services
 from subscriptions.templatetags.membership import members_words
-from subscriptions.views import rate_limited_message
+from subscriptions.web import embeds
+from subscriptions.web.views import rate_limited_message
 from tests.factories import human_form_token, with_form_token
 
 pytestmark = pytest.mark.django_db
@@ -322,7 +326,7 @@ def test_the_sign_up_language_is_stored_with_the_words_the_reader_saw(client) ->
     consent = ConsentRecord.objects.get(subscription__subscriber=subscriber)
     assert consent.consent_text.startswith("Спершу ми надішлемо вам посилання")
     # What we hold about them includes it, so the data export shows it.
-    assert privacy.subscriber_data(subscriber)["subscriber"]["language"] == "uk"
+    assert personal_data.subscriber_data(subscriber)["subscriber"]["language"] == "uk"
 
     # Signing up again from an English page: the latest sign-up says how they read.
     client.post(

@@ -20,11 +20,11 @@ from django.urls import reverse
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from subscriptions import outbox, privacy, services, suppression, tasks, validation
-from subscriptions.csv_cells import csv_safe
-from subscriptions.forms import SignupForm
-from subscriptions.imports import interpreter, jobs, reports
-from subscriptions.imports.reading import REPEAT, ImportFile, Rejection, RowChecker, chunks
+from subscriptions import tasks
+from subscriptions.lists.csv_cells import csv_safe
+from subscriptions.lists.imports import interpreter, jobs, reports
+from subscriptions.lists.imports.reading import REPEAT, ImportFile, Rejection, RowChecker, chunks
+from subscriptions.mail import outbox, suppression
 from subscriptions.models import (
     ConsentRecord,
     EmailDomainRule,
@@ -36,6 +36,9 @@ from subscriptions.models import (
     SubscriptionEvent,
     SuppressedAddress,
 )
+from subscriptions.privacy import personal_data
+from subscriptions.signup import addresses, lookups, services
+from subscriptions.web.forms import SignupForm
 from tests.browser_support import screenshot_of
 from tests.factories import NewsletterFactory, SubscriberFactory, SubscriptionFactory
 from tests.imports_support import import_file
@@ -77,7 +80,9 @@ def status_of(email: str, newsletter: Newsletter) -> str:
     return Subscription.objects.get(subscriber__email__iexact=email, newsletter=newsletter).status
 
 
-def test_the_import_refuses_the_domains_the_form_refuses(tmp_path, newsletter, settings) -> None:
+def test_the_import_refuses_the_domains_the_form_refuses(
+    tmp_path, newsletter, settings, monkeypatch
+) -> None:
     settings.BLOCK_DISPOSABLE_EMAIL_DOMAINS = True
     EmailDomainRule.objects.create(domain="spam.example", kind=EmailDomainRule.Kind.BLOCK)
     EmailDomainRule.objects.create(domain="guerrillamail.com", kind=EmailDomainRule.Kind.ALLOW)
@@ -94,7 +99,7 @@ def test_the_import_refuses_the_domains_the_form_refuses(tmp_path, newsletter, s
 
     job = run(path, newsletter)
 
-    refused = str(validation.REFUSED_DOMAIN_MESSAGE)
+    refused = str(addresses.REFUSED_DOMAIN_MESSAGE)
     assert report(job) == [
         ("2", "a@spam.example", refused),
         ("3", "b@mail.spam.example", refused),
@@ -106,7 +111,7 @@ def test_the_import_refuses_the_domains_the_form_refuses(tmp_path, newsletter, s
         "e@example.org",
     ]
     # The same answers as the sign-up form gives for those rows.
-    settings.SIGNUP_LOOKUP_CACHE_SECONDS = 0
+    monkeypatch.setattr(lookups, "CACHE_SECONDS", 0)
     for _line, address, reason in report(job):
         form = SignupForm({"email": address, "newsletters": [newsletter.slug]}, remote_ip=None)
         assert form.errors["email"] == [reason]
@@ -388,9 +393,9 @@ def test_files_saved_by_spreadsheets_import_with_their_names_intact(
 
 
 def test_a_known_address_the_import_changed_is_a_repeat_chunks_later_too(
-    tmp_path, newsletter, settings
+    tmp_path, newsletter, settings, monkeypatch
 ) -> None:
-    settings.IMPORT_CHUNK_ROWS = 2
+    monkeypatch.setattr(jobs, "CHUNK_ROWS", 2)
     SubscriptionFactory(subscriber__email="pending@example.org", newsletter=newsletter)
     SubscriptionFactory(
         subscriber__email="active@example.org", newsletter=newsletter, status=Status.ACTIVE
@@ -448,9 +453,9 @@ def test_the_reader_rejects_a_repeat_of_the_chunk_before_and_forgets_older_chunk
 
 
 def test_a_repeat_of_the_chunk_before_is_reported_as_a_repeat_like_one_in_its_own_chunk(
-    tmp_path, newsletter, settings
+    tmp_path, newsletter, settings, monkeypatch
 ) -> None:
-    settings.IMPORT_CHUNK_ROWS = 2
+    monkeypatch.setattr(jobs, "CHUNK_ROWS", 2)
     SubscriptionFactory(
         subscriber__email="active@example.org", newsletter=newsletter, status=Status.ACTIVE
     )
@@ -513,9 +518,9 @@ def test_overlapping_imports_leave_the_interpreter_as_it_was_once_the_last_ends(
 
 
 def test_an_import_cut_off_midway_resumes_after_its_last_chunk(
-    tmp_path, newsletter, settings
+    tmp_path, newsletter, settings, monkeypatch
 ) -> None:
-    settings.IMPORT_CHUNK_ROWS = 3
+    monkeypatch.setattr(jobs, "CHUNK_ROWS", 3)
     rows = [[f"reader{i}@example.org", ""] for i in range(10)] + [["reader0@example.org", ""]]
     path = write_csv(tmp_path / "long.csv", rows)
     job = jobs.start_import(
@@ -562,9 +567,9 @@ def test_an_active_import_needs_a_consent_basis(tmp_path, newsletter) -> None:
 
 
 def test_the_command_says_what_it_wrote_before_a_damaged_gzip_stopped_it(
-    tmp_path, newsletter, settings
+    tmp_path, newsletter, settings, monkeypatch
 ) -> None:
-    settings.IMPORT_CHUNK_ROWS = 100
+    monkeypatch.setattr(jobs, "CHUNK_ROWS", 100)
     # Random names, so the compressed file is long enough to cut in the middle.
     rows = [[f"reader{i}@example.org", secrets.token_hex(16)] for i in range(3000)]
     packed = gzip.compress(write_csv(tmp_path / "list.csv", rows).read_bytes())
@@ -707,9 +712,9 @@ def test_an_editor_uploads_a_file_and_watches_the_import_finish(
 
 
 def test_the_status_the_progress_bar_polls_moves_while_the_import_runs(
-    admin_client, newsletter, settings, tmp_path
+    admin_client, newsletter, settings, tmp_path, monkeypatch
 ) -> None:
-    settings.IMPORT_CHUNK_ROWS = 4
+    monkeypatch.setattr(jobs, "CHUNK_ROWS", 4)
     # Rows long enough that a chunk is more than the reader's buffer (8 KB): the bar
     # follows the file's read position.
     path = write_csv(
@@ -792,9 +797,9 @@ def test_an_active_upload_without_a_consent_basis_is_refused(admin_client, newsl
 
 
 def test_an_address_erased_or_bounced_while_the_import_runs_is_not_added_back(
-    tmp_path, newsletter, settings
+    tmp_path, newsletter, settings, monkeypatch
 ) -> None:
-    settings.IMPORT_CHUNK_ROWS = 2
+    monkeypatch.setattr(jobs, "CHUNK_ROWS", 2)
     other = NewsletterFactory(slug="other")
     ann = SubscriptionFactory(
         subscriber__email="ann@example.org", newsletter=other, status=Status.ACTIVE
@@ -806,7 +811,7 @@ def test_an_address_erased_or_bounced_while_the_import_runs_is_not_added_back(
     def meanwhile(progress: SubscriberImport) -> None:
         # After the first chunk; the reader has checked the next ones already.
         if progress.rows_read == 2:
-            privacy.erase(subscriber_id=ann.pk, actor="reader")
+            personal_data.erase_subscriber(subscriber_id=ann.pk, actor="reader")
             suppression.suppress(
                 email="bob@example.org", reason=SuppressedAddress.Reason.HARD_BOUNCE
             )

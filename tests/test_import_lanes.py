@@ -13,10 +13,10 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from subscriptions import suppression
-from subscriptions.imports import jobs, writing
-from subscriptions.imports.pipeline import ChunkWriter
-from subscriptions.imports.reading import Chunk
+from subscriptions.lists.imports import jobs, writing
+from subscriptions.lists.imports.pipeline import ChunkWriter
+from subscriptions.lists.imports.reading import Chunk
+from subscriptions.mail import suppression
 from subscriptions.models import (
     ConsentRecord,
     Newsletter,
@@ -54,9 +54,9 @@ ROWS = [
 
 
 @pytest.fixture(autouse=True)
-def _small_chunks(settings, tmp_path):
+def _small_chunks(settings, tmp_path, monkeypatch):
     settings.IMPORT_DIR = tmp_path / "imports"
-    settings.IMPORT_CHUNK_ROWS = CHUNK_ROWS
+    monkeypatch.setattr(jobs, "CHUNK_ROWS", CHUNK_ROWS)
     # Confirmations microseconds apart: their order is the file's, whatever the clock.
     settings.IMPORT_CONFIRMATIONS_PER_MINUTE = 6_000_000
 
@@ -170,7 +170,7 @@ def test_two_lanes_end_exactly_as_one_lane_does(tmp_path, settings, monkeypatch,
     path = write_file(tmp_path / "list.csv")
     results = {}
     for lanes in (1, 2):
-        settings.IMPORT_WRITE_LANES = lanes
+        monkeypatch.setattr(jobs, "WRITE_LANES", lanes)
         pids = backends_used(monkeypatch)
         job = jobs.run_import(start(path, the_world(), status).pk)
         results[lanes] = outcome(job)
@@ -197,7 +197,7 @@ def test_two_lanes_end_exactly_as_one_lane_does(tmp_path, settings, monkeypatch,
 def test_a_chunk_that_fails_stops_the_import_after_the_last_chunk_before_it(
     tmp_path, settings, monkeypatch
 ) -> None:
-    settings.IMPORT_WRITE_LANES = 2
+    monkeypatch.setattr(jobs, "WRITE_LANES", 2)
     path = write_file(tmp_path / "list.csv")
     clean = outcome(jobs.run_import(start(path, the_world(), Status.ACTIVE).pk))
     forget_everything()

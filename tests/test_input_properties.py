@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from subscriptions.models import ConsentRecord, OutboundEmail, Subscriber, Subscription
-from subscriptions.validation import INVALID_EMAIL_MESSAGE, MAX_EMAIL_LENGTH, normalize_email
+from subscriptions.signup.addresses import INVALID_EMAIL_MESSAGE, MAX_EMAIL_LENGTH, normalize_email
 from tests.factories import NewsletterFactory, human_form_token
 
 API = "/api/v1/subscriptions"

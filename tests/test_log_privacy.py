@@ -29,8 +29,8 @@ from django.urls import reverse
 import newsroom.settings as project_settings
 from newsroom.celery import app as celery_app
 from newsroom.log_privacy import MaskPersonalData, mask_personal_data
-from subscriptions import services
 from subscriptions.models import OutboundEmail, Subscription
+from subscriptions.signup import services
 from tests.esp_stub import PostmarkStub, Reply
 from tests.factories import NewsletterFactory, with_form_token
 from tests.smtp_stub import DEFER, REFUSE, SMTPStub

@@ -8,7 +8,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
-from subscriptions import members, milestones
+from subscriptions.membership import members, milestones
 from subscriptions.models import Member, MemberCount, MemberEvent, MembershipGoal
 
 pytestmark = pytest.mark.django_db

@@ -15,9 +15,9 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 from django.urls import reverse
 
-from subscriptions.imports import jobs
+from subscriptions.admin.roles import EDITORS_GROUP
+from subscriptions.lists.imports import jobs
 from subscriptions.models import Newsletter, SubscriberImport, Subscription
-from subscriptions.roles import EDITORS_GROUP
 from subscriptions.tokens import confirmation_token
 from tests.factories import NewsletterFactory, with_form_token
 from tests.imports_support import import_file
@@ -167,9 +167,9 @@ def test_an_import_into_an_archived_newsletter_is_refused(
 
 
 def test_an_import_stops_at_the_chunk_after_its_newsletter_is_archived(
-    tmp_path, admin_client, digest, settings
+    tmp_path, admin_client, digest, settings, monkeypatch
 ) -> None:
-    settings.IMPORT_CHUNK_ROWS = 2
+    monkeypatch.setattr(jobs, "CHUNK_ROWS", 2)
     path = write_csv(tmp_path / "list.csv", [f"reader{n}@example.org" for n in range(6)])
 
     def archive_after_the_first_chunk(progress: SubscriberImport) -> None:

@@ -11,9 +11,9 @@ from collections.abc import Callable
 import pytest
 from django.db import connection, connections, transaction
 
-from subscriptions import archiving, services
 from subscriptions.exceptions import UnknownNewsletter
 from subscriptions.models import Newsletter, Subscriber, Subscription
+from subscriptions.signup import archiving, services
 from tests.factories import NewsletterFactory, SubscriberFactory
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]

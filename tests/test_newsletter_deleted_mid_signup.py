@@ -1,4 +1,4 @@
-"""Each web process remembers the newsletters for a second (signup_lookups.py). A
+"""Each web process remembers the newsletters for a second (lookups.py). A
 newsletter another process deleted or archived within that second gets a sign-up the
 answer an unknown one gets, a 400 naming it, not a 500, and nothing stored; the process
 forgets its copy at once. Outside the suite's per-test transaction, so that the
@@ -8,8 +8,8 @@ import pytest
 from django.db import connection
 from django.urls import reverse
 
-from subscriptions import signup_lookups
 from subscriptions.models import ConsentRecord, OutboundEmail, Subscriber, Subscription
+from subscriptions.signup import lookups
 from tests.factories import NewsletterFactory, SubscriberFactory, human_form_token, with_form_token
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -22,17 +22,17 @@ ELSEWHERE = {
 
 
 @pytest.fixture(params=sorted(ELSEWHERE))
-def deleted_elsewhere(request, settings):
+def deleted_elsewhere(request, settings, monkeypatch):
     """A public newsletter this process still remembers, deleted or archived as another
     process would do it (no signal reaches this one)."""
-    settings.SIGNUP_LOOKUP_CACHE_SECONDS = 60
+    monkeypatch.setattr(lookups, "CACHE_SECONDS", 60)
     newsletter = NewsletterFactory(slug="daily-digest", is_public=True, double_opt_in=True)
-    signup_lookups.forget_all()
-    assert "daily-digest" in signup_lookups.public_newsletters_by_slug()
+    lookups.forget_all()
+    assert "daily-digest" in lookups.public_newsletters_by_slug()
     with connection.cursor() as cursor:
         cursor.execute(ELSEWHERE[request.param], [newsletter.pk])
     yield newsletter
-    signup_lookups.forget_all()
+    lookups.forget_all()
 
 
 def stored() -> list[int]:
@@ -59,7 +59,7 @@ def test_the_api_answers_400_naming_the_newsletter_and_stores_nothing(
     assert response.status_code == 400
     assert response.json() == {"errors": {"newsletters": ["Unknown newsletter: daily-digest"]}}
     assert stored() == before == [int(known), 0, 0, 0]
-    assert "daily-digest" not in signup_lookups.public_newsletters_by_slug()
+    assert "daily-digest" not in lookups.public_newsletters_by_slug()
 
 
 def test_the_form_answers_400_naming_the_newsletter_and_stores_nothing(

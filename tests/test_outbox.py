@@ -21,8 +21,10 @@ from django.core import mail
 from django.core.exceptions import ImproperlyConfigured
 from django.utils import timezone
 
-from subscriptions import outbox, retry_policy, services, tasks
+from subscriptions import tasks
+from subscriptions.mail import outbox, retry_policy
 from subscriptions.models import OutboundEmail, Subscription
+from subscriptions.signup import services
 from tests.esp_stub import PostmarkStub, Reply
 from tests.factories import NewsletterFactory, with_form_token
 
@@ -242,7 +244,7 @@ def test_the_sweeper_enqueues_rows_left_queued(queued, settings):
         created_at=timezone.now() - timedelta(seconds=settings.OUTBOX_STALE_AFTER_SECONDS + 1)
     )
 
-    assert tasks.requeue_stale_outbound_emails.apply().get() == 1
+    assert tasks.requeue_stale_work.apply().get() == 1
 
     queued.refresh_from_db()
     assert queued.status == OutboundEmail.Status.SENT

@@ -13,9 +13,12 @@ from django.core import mail
 from django.db import connection
 from django.utils import timezone
 
-from subscriptions import emails, leases, outbox, services, task_queue, tasks
-from subscriptions.leases import Namespace
+from subscriptions import tasks
+from subscriptions.mail import messages, outbox
 from subscriptions.models import OutboundEmail, Subscription
+from subscriptions.platform import leases, task_queue
+from subscriptions.platform.leases import Namespace
+from subscriptions.signup import services
 from tests.factories import NewsletterFactory
 
 pytestmark = pytest.mark.django_db
@@ -164,7 +167,7 @@ def test_every_attempt_at_one_email_carries_the_same_message_id(
         first, other = sign_up("ann@example.org"), sign_up("bob@example.org")
     sent = [message.extra_headers["Message-ID"] for message in mail.outbox]
 
-    assert emails.build_message(first).extra_headers["Message-ID"] == sent[0]
-    assert emails.build_message(first).extra_headers["Message-ID"] == sent[0]
-    assert emails.build_message(other).extra_headers["Message-ID"] == sent[1] != sent[0]
+    assert messages.build_message(first).extra_headers["Message-ID"] == sent[0]
+    assert messages.build_message(first).extra_headers["Message-ID"] == sent[0]
+    assert messages.build_message(other).extra_headers["Message-ID"] == sent[1] != sent[0]
     assert sent[0].startswith(f"<outbound.{first.pk}.") and sent[0].endswith("@news.example.org>")

@@ -19,7 +19,8 @@ from django.core import mail, signing
 from django.urls import reverse
 from django.utils import timezone
 
-from subscriptions import suppression, tokens
+from subscriptions import tokens
+from subscriptions.mail import suppression
 from subscriptions.models import OutboundEmail, Subscription, SuppressedAddress
 from subscriptions.tokens import preferences_token
 from tests.factories import NewsletterFactory, SubscriberFactory, SubscriptionFactory

@@ -19,8 +19,9 @@ from django.db import models
 from django.urls import reverse
 from django.utils import timezone
 
-from subscriptions import privacy, services, suppression, tasks, tokens
+from subscriptions import tasks, tokens
 from subscriptions.exceptions import AddressErased
+from subscriptions.mail import suppression
 from subscriptions.models import (
     ConsentRecord,
     DeliveryEvent,
@@ -31,6 +32,8 @@ from subscriptions.models import (
     Subscription,
     SuppressedAddress,
 )
+from subscriptions.privacy import personal_data
+from subscriptions.signup import services
 from subscriptions.tokens import confirmation_token, preferences_token, privacy_token
 from tests.factories import NewsletterFactory
 from tests.imports_support import import_file
@@ -119,7 +122,7 @@ def test_erasure_leaves_the_address_and_ip_nowhere_but_keeps_others(ann) -> None
         # The fixture reaches every such field: a new one it misses fails here.
         assert values_in(model, field) & {ANN.lower(), ANN_IP}, f"{model._meta.label}.{field}"
 
-    assert privacy.erase(subscriber_id=ann.pk, actor="admin:ed") is True
+    assert personal_data.erase_subscriber(subscriber_id=ann.pk, actor="admin:ed") is True
 
     everything = dump()
     assert ANN.lower() not in everything
@@ -139,7 +142,7 @@ def test_an_erased_address_is_not_re_added_by_an_import_or_an_editor(
 ) -> None:
     settings.IMPORT_DIR = tmp_path
     newsletter = NewsletterFactory()
-    privacy.erase(subscriber_id=ann.pk, actor="reader")
+    personal_data.erase_subscriber(subscriber_id=ann.pk, actor="reader")
     path = tmp_path / "list.csv"
     path.write_text(f"email\n{ANN.upper()}\n")
 
@@ -170,7 +173,7 @@ def test_erasure_scrubs_the_person_from_past_import_reports(
     assert before.lower().count(ANN.lower()) == 2  # the two repeats
 
     with django_capture_on_commit_callbacks(execute=True):
-        privacy.erase(subscriber_id=ann.pk, actor="reader")
+        personal_data.erase_subscriber(subscriber_id=ann.pk, actor="reader")
 
     after = report_file.read_text()
     assert ANN.lower() not in after.lower()
@@ -184,7 +187,7 @@ def test_an_erased_person_may_sign_up_again_themselves(
     ann, django_capture_on_commit_callbacks
 ) -> None:
     newsletter = NewsletterFactory()
-    privacy.erase(subscriber_id=ann.pk, actor="reader")
+    personal_data.erase_subscriber(subscriber_id=ann.pk, actor="reader")
     mail.outbox.clear()
 
     with django_capture_on_commit_callbacks(execute=True):
@@ -196,7 +199,7 @@ def test_an_erased_person_may_sign_up_again_themselves(
 
 
 def test_the_data_export_holds_everything_and_is_recorded(ann) -> None:
-    data = privacy.export_data(subscriber_id=ann.pk, actor="reader")
+    data = personal_data.export_data(subscriber_id=ann.pk, actor="reader")
 
     assert data["subscriber"]["email"] == ANN
     assert len(data["subscriptions"]) == 2
@@ -258,7 +261,7 @@ def test_the_privacy_log_in_the_admin_is_read_only_and_names_no_address(admin_cl
     admin_client.post(reverse("admin:subscriptions_subscriber_erase", args=[ann.pk]))
     sign_up("someone.else@example.org", [NewsletterFactory()])
     other = Subscriber.objects.get(email="someone.else@example.org")
-    privacy.export_data(subscriber_id=other.pk, actor="reader")
+    personal_data.export_data(subscriber_id=other.pk, actor="reader")
 
     page = admin_client.get(changelist)
     found = admin_client.get(changelist, {"q": ANN.upper()}).context["cl"].result_list
@@ -390,7 +393,7 @@ def test_sign_ups_never_confirmed_after_30_days_are_removed(settings) -> None:
         pending_since=timezone.now() - timedelta(days=settings.PENDING_EXPIRY_DAYS + 1)
     )
 
-    removed = privacy.expire_unconfirmed()
+    removed = personal_data.expire_unconfirmed()
 
     assert removed == 2
     assert not Subscriber.objects.filter(pk=old.pk).exists()
@@ -416,7 +419,7 @@ def test_a_reader_who_left_and_signed_up_again_unconfirmed_goes_back_to_having_l
     )
     consent_before = ConsentRecord.objects.filter(subscription=subscription).count()
 
-    assert privacy.expire_unconfirmed() == 1
+    assert personal_data.expire_unconfirmed() == 1
 
     subscription.refresh_from_db()
     assert (subscription.status, subscription.unsubscribed_at) == ("unsubscribed", left_at)
@@ -429,7 +432,7 @@ def test_a_reader_who_left_and_signed_up_again_unconfirmed_goes_back_to_having_l
         "unsubscribed",
         "system",
     )
-    assert privacy.expire_unconfirmed() == 0  # nothing left to end
+    assert personal_data.expire_unconfirmed() == 0  # nothing left to end
 
 
 def test_the_beat_task_ends_sign_ups_after_the_configured_days(settings) -> None:
@@ -444,7 +447,7 @@ def test_the_beat_task_ends_sign_ups_after_the_configured_days(settings) -> None
             pending_since=timezone.now() - timedelta(days=days)
         )
 
-    tasks.expire_unconfirmed_subscriptions.delay()
+    tasks.discard_expired_personal_data.delay()
 
     assert list(Subscriber.objects.values_list("email", flat=True)) == ["six@example.org"]
 
@@ -459,4 +462,4 @@ def test_the_beat_schedule_runs_the_snapshots_and_the_expiry(settings) -> None:
         "subscriptions.tasks.expire_unconfirmed_subscriptions",
     } <= scheduled
     assert scheduled <= set(app.tasks)  # every entry names a task the worker knows
-    assert settings.CELERY_BEAT_SCHEDULE["expire-unconfirmed-subscriptions"]["schedule"] <= 86_400
+    assert settings.CELERY_BEAT_SCHEDULE["discard-expired-personal-data"]["schedule"] <= 86_400

@@ -9,9 +9,9 @@ import logging
 import pytest
 import redis
 
-from subscriptions import ratelimit
+from subscriptions.abuse import ratelimit
+from subscriptions.abuse.ratelimit import RateLimited
 from subscriptions.models import Subscriber
-from subscriptions.ratelimit import RateLimited
 from tests.factories import NewsletterFactory
 from tests.test_rate_limits import (
     CLOSED_PORT_REDIS,
@@ -120,7 +120,7 @@ def fail_open_warnings(caplog) -> list[logging.LogRecord]:
     return [
         record
         for record in caplog.records
-        if record.name == "subscriptions.ratelimit" and record.levelno == logging.WARNING
+        if record.name == "subscriptions.abuse.ratelimit" and record.levelno == logging.WARNING
     ]
 
 
@@ -134,7 +134,7 @@ def test_a_check_skipped_because_redis_stopped_is_counted_and_logged(
     before = ratelimit.fail_open_counts()
     spare_redis.stop()
 
-    with caplog.at_level(logging.WARNING, logger="subscriptions.ratelimit"):
+    with caplog.at_level(logging.WARNING, logger="subscriptions.abuse.ratelimit"):
         over_both_limits = post_api(client, "ann@example.org")
 
     assert over_both_limits.status_code == 202
@@ -164,7 +164,7 @@ def test_a_check_redis_refuses_is_counted_and_logged_as_refused(
     connection.close()
     before = ratelimit.fail_open_counts()
 
-    with caplog.at_level(logging.WARNING, logger="subscriptions.ratelimit"):
+    with caplog.at_level(logging.WARNING, logger="subscriptions.abuse.ratelimit"):
         ratelimit.enforce_all([("form-ip", "203.0.113.5")])
         ratelimit.enforce_all([("form-ip", "203.0.113.5")])  # over the limit: not counted
 
@@ -183,7 +183,7 @@ def test_a_redis_cluster_that_cannot_be_reached_lets_signups_through_counted(
     limit(settings, form_ip="1/h", form_email="1/h")
     before = ratelimit.fail_open_counts()
 
-    with caplog.at_level(logging.WARNING, logger="subscriptions.ratelimit"):
+    with caplog.at_level(logging.WARNING, logger="subscriptions.abuse.ratelimit"):
         statuses = [post_form(client, "ann@example.org").status_code for _ in range(2)]
 
     assert statuses == [302, 302]
@@ -205,7 +205,7 @@ def test_a_redis_cluster_that_stops_is_counted_and_logged_and_counts_again_once_
     before = ratelimit.fail_open_counts()
     redis_cluster.stop()
 
-    with caplog.at_level(logging.WARNING, logger="subscriptions.ratelimit"):
+    with caplog.at_level(logging.WARNING, logger="subscriptions.abuse.ratelimit"):
         ratelimit.enforce_all([("api-ip", "203.0.113.5")])
 
     assert fail_opens_since(before) == {("api-ip", "unreachable"): 1}

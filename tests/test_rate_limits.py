@@ -16,8 +16,8 @@ from django.test import RequestFactory
 from django.urls import reverse
 
 import newsroom.settings as project_settings
-from subscriptions import ratelimit
-from subscriptions.client import client_ip, client_network
+from subscriptions.abuse import ratelimit
+from subscriptions.abuse.ratelimit import Rate, RateLimited
 from subscriptions.models import (
     ConsentRecord,
     OutboundEmail,
@@ -25,9 +25,9 @@ from subscriptions.models import (
     Subscription,
     SubscriptionEvent,
 )
-from subscriptions.ratelimit import Rate, RateLimited
-from subscriptions.validation import canonical_mailbox
-from subscriptions.views import SUCCESS_MESSAGE, rate_limited_message
+from subscriptions.signup.addresses import canonical_mailbox
+from subscriptions.web.request_info import client_ip, client_network
+from subscriptions.web.views import SUCCESS_MESSAGE, rate_limited_message
 from tests.factories import NewsletterFactory, human_form_token, with_form_token
 
 API = "/api/v1/subscriptions"
@@ -402,7 +402,7 @@ def fake_clock(monkeypatch) -> SimpleNamespace:
 def attempt(value: str = "203.0.113.5") -> int | None:
     """None if allowed, else the Retry-After seconds."""
     try:
-        ratelimit.enforce("api-ip", value)
+        ratelimit.enforce_all([("api-ip", value)])
     except RateLimited as exc:
         return exc.retry_after
     return None
@@ -434,7 +434,7 @@ def test_parallel_requests_cannot_slip_past_the_count(settings, backend) -> None
     def hit() -> None:
         barrier.wait()
         try:
-            ratelimit.enforce("api-ip", "198.51.100.7")
+            ratelimit.enforce_all([("api-ip", "198.51.100.7")])
             outcome = "allowed"
         except RateLimited:
             outcome = "refused"
@@ -482,7 +482,7 @@ def test_limits_on_redis_are_shared_by_every_backend_instance(
 
     other_process = ratelimit._RedisWindow(settings.REDIS_URL)
     (key,) = [k.decode() for k in on_redis.scan_iter(match="ratelimit:api-ip:*")]
-    assert other_process.hit(key, Rate.parse("1/h")) is not None
+    assert other_process.hit_all([(key, Rate.parse("1/h"))]) is not None
 
 
 # --- Redis down -------------------------------------------------------------------------

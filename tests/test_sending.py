@@ -1,5 +1,5 @@
-"""The worker takes a row to send in one statement on PostgreSQL (subscriptions/
-sending.py): the send lease, the claim, the subscriber, whether the address is
+"""The worker takes a row to send in one statement on PostgreSQL
+(subscriptions/mail/sending.py): the send lease, the claim, the subscriber, whether the address is
 suppressed and the subscriptions the email is about. Each answer is the one the ORM's
 functions (`leases.lease`, `outbox.claim`, `suppression.is_suppressed`) give."""
 
@@ -10,9 +10,11 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from subscriptions import leases, outbox, sending, services, suppression
-from subscriptions.leases import Namespace
+from subscriptions.mail import outbox, sending, suppression
 from subscriptions.models import OutboundEmail, Subscription, SuppressedAddress
+from subscriptions.platform import leases
+from subscriptions.platform.leases import Namespace
+from subscriptions.signup import services
 from tests.factories import NewsletterFactory
 from tests.prepared_statements import prepared_runs, runs_since
 

@@ -16,7 +16,7 @@ from subscriptions.models import (
     Subscription,
     SubscriptionEvent,
 )
-from subscriptions.views import SUCCESS_MESSAGE
+from subscriptions.web.views import SUCCESS_MESSAGE
 from tests.factories import NewsletterFactory, human_form_token, with_form_token
 
 pytestmark = pytest.mark.django_db

@@ -9,8 +9,8 @@ from types import SimpleNamespace
 import pytest
 from django.test import Client
 
-from subscriptions import signup_lookups
 from subscriptions.models import EmailDomainRule, Newsletter, Subscriber
+from subscriptions.signup import lookups
 from tests.factories import NewsletterFactory, with_form_token
 
 pytestmark = pytest.mark.django_db
@@ -20,12 +20,12 @@ API = "/api/v1/subscriptions"
 @pytest.fixture
 def remembered(settings, monkeypatch) -> SimpleNamespace:
     """The lookups kept for a minute, on a clock the test moves."""
-    settings.SIGNUP_LOOKUP_CACHE_SECONDS = 60
+    monkeypatch.setattr(lookups, "CACHE_SECONDS", 60)
     clock = SimpleNamespace(now=1_000.0)
-    monkeypatch.setattr(signup_lookups, "time", SimpleNamespace(monotonic=lambda: clock.now))
-    signup_lookups.forget_all()
+    monkeypatch.setattr(lookups, "time", SimpleNamespace(monotonic=lambda: clock.now))
+    lookups.forget_all()
     yield clock
-    signup_lookups.forget_all()
+    lookups.forget_all()
 
 
 def sign_up(email: str, slug: str):

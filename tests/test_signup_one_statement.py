@@ -1,5 +1,5 @@
 """A new address's sign-up is one SQL statement on PostgreSQL (subscriptions/
-first_signup.py), and it writes exactly what the general path writes: the subscriber,
+fast_path.py), and it writes exactly what the general path writes: the subscriber,
 each subscription with its event and proof of consent, one confirmation email covering
 them all and its event per subscription. Anything but a new, unsuppressed address
 takes the general path."""
@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from subscriptions import first_signup, services, suppression
+from subscriptions.mail import suppression
 from subscriptions.models import (
     ConsentRecord,
     OutboundEmail,
@@ -18,6 +18,7 @@ from subscriptions.models import (
     SubscriptionEvent,
     SuppressedAddress,
 )
+from subscriptions.signup import fast_path, services
 from tests.factories import NewsletterFactory, SubscriberFactory
 from tests.prepared_statements import prepared_runs, runs_since
 
@@ -128,7 +129,7 @@ def test_one_statement_writes_what_the_general_path_writes(
 
     with django_capture_on_commit_callbacks() as fast_callbacks:
         fast = sign_up("Ann.Fast@Example.org", newsletters, CONSENTS[consent], "uk")
-    monkeypatch.setattr(first_signup, "insert_new_address", lambda **kwargs: None)
+    monkeypatch.setattr(fast_path, "insert_new_address", lambda **kwargs: None)
     with django_capture_on_commit_callbacks() as general_callbacks:
         general = sign_up("Ann.General@Example.org", newsletters, CONSENTS[consent], "uk")
 
@@ -151,7 +152,7 @@ def test_an_editors_pending_add_writes_what_the_general_path_writes(monkeypatch)
         )
 
     add("ann.fast@example.org")
-    monkeypatch.setattr(first_signup, "insert_new_address", lambda **kwargs: None)
+    monkeypatch.setattr(fast_path, "insert_new_address", lambda **kwargs: None)
     add("ann.general@example.org")
 
     fast = written_for("ann.fast@example.org")
@@ -232,7 +233,7 @@ def test_only_a_new_unsuppressed_address_takes_the_one_statement(
     address = "ann@example.org"
     before(address)
 
-    written = first_signup.insert_new_address(
+    written = fast_path.insert_new_address(
         address=address,
         newsletter_ids=[NewsletterFactory().pk],
         source=Subscription.Source.FORM,
@@ -250,7 +251,7 @@ def test_only_a_new_unsuppressed_address_takes_the_one_statement(
 
 def test_a_newsletter_without_double_opt_in_takes_the_general_path(monkeypatch) -> None:
     calls = []
-    monkeypatch.setattr(first_signup, "insert_new_address", lambda **kwargs: calls.append(kwargs))
+    monkeypatch.setattr(fast_path, "insert_new_address", lambda **kwargs: calls.append(kwargs))
     newsletters = [NewsletterFactory(), NewsletterFactory(double_opt_in=False)]
 
     sign_up("ann@example.org", newsletters, CONSENTS["plain"])

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from subscriptions import milestones
+from subscriptions.membership import milestones
 from subscriptions.models import Member, MemberCount, MemberEvent, MembershipGoal, StripeEvent
 from tests.stripe_payloads import (
     SECRET,

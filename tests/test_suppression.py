@@ -17,16 +17,17 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from subscriptions import outbox, suppression, tasks
+from subscriptions import tasks
+from subscriptions.admin.roles import EDITORS_GROUP
+from subscriptions.mail import outbox, suppression
 from subscriptions.models import (
     OutboundEmail,
     Subscription,
     SubscriptionEvent,
     SuppressedAddress,
 )
-from subscriptions.roles import EDITORS_GROUP
 from subscriptions.tokens import preferences_token, unsubscribe_token
-from subscriptions.views import SUCCESS_MESSAGE
+from subscriptions.web.views import SUCCESS_MESSAGE
 from tests.esp_payloads.postmark import postmark_inbound
 from tests.factories import (
     NewsletterFactory,

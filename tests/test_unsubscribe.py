@@ -9,8 +9,8 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from subscriptions import deferred_unsubscribes
 from subscriptions.models import Subscription, SubscriptionEvent
+from subscriptions.signup import deferred_unsubscribes
 from subscriptions.tokens import confirmation_token, preferences_token, unsubscribe_token
 from tests.factories import NewsletterFactory, SubscriberFactory, SubscriptionFactory
 

@@ -14,8 +14,8 @@ from django.core.exceptions import ValidationError
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from subscriptions import validation
-from subscriptions.validation import normalize_email
+from subscriptions.signup import addresses
+from subscriptions.signup.addresses import normalize_email
 
 REFUSED = "refused"
 
@@ -51,7 +51,7 @@ labels = st.one_of(
     ),
 )
 domains = st.lists(labels, min_size=1, max_size=5).map(".".join)
-addresses = st.builds("{}@{}".format, local_parts, domains)
+everyday_addresses = st.builds("{}@{}".format, local_parts, domains)
 
 
 def answer(check, candidate: str) -> str | None:
@@ -62,17 +62,17 @@ def answer(check, candidate: str) -> str | None:
 
 
 @settings(max_examples=3000, deadline=None)
-@given(candidate=addresses)
+@given(candidate=everyday_addresses)
 @example(candidate="Postmaster@Example.org")
 @example(candidate="ann@xn--e1afmkfd.xn--j1amh")
 @example(candidate="ann@example.123")
 @example(candidate="ann@mail.localhost")
 @example(candidate="a" * 64 + "@" + "b" * 63 + "." + "c" * 63 + "." + "d" * 57 + ".org")
 def test_the_shortcut_answers_as_email_validator_does(candidate: str) -> None:
-    shortcut = answer(validation._everyday_address, candidate)
+    shortcut = answer(addresses._everyday_address, candidate)
     if shortcut is None:
         return  # left to email-validator itself
-    assert shortcut == answer(validation._checked_by_email_validator, candidate)
+    assert shortcut == answer(addresses._checked_by_email_validator, candidate)
 
 
 @pytest.mark.parametrize(
@@ -87,8 +87,8 @@ def test_the_shortcut_answers_as_email_validator_does(candidate: str) -> None:
 def test_everyday_addresses_take_the_shortcut_to_the_same_stored_form(
     candidate: str, stored: str
 ) -> None:
-    assert validation._everyday_address(candidate) == stored
-    assert validation._checked_by_email_validator(candidate) == stored
+    assert addresses._everyday_address(candidate) == stored
+    assert addresses._checked_by_email_validator(candidate) == stored
     assert normalize_email(candidate) == stored
 
 
@@ -97,4 +97,4 @@ def test_everyday_addresses_take_the_shortcut_to_the_same_stored_form(
     ['"ann smith"@example.org', "Ann <ann@example.org>", "ann@[192.0.2.1]", "пошта@example.org"],
 )
 def test_unusual_addresses_go_to_email_validator(candidate: str) -> None:
-    assert validation._everyday_address(candidate) is None
+    assert addresses._everyday_address(candidate) is None

@@ -28,7 +28,8 @@ from django.utils import timezone
 import newsroom.settings as project_settings
 from newsroom import urls as root_urls
 from subscriptions import tokens
-from subscriptions.emails import build_message
+from subscriptions.admin.roles import EDITOR_PERMISSIONS, EDITORS_GROUP
+from subscriptions.mail.messages import build_message
 from subscriptions.models import (
     ConsentRecord,
     OutboundEmail,
@@ -36,7 +37,6 @@ from subscriptions.models import (
     Subscription,
     SubscriptionEvent,
 )
-from subscriptions.roles import EDITOR_PERMISSIONS, EDITORS_GROUP
 from subscriptions.tokens import confirmation_token, preferences_token, unsubscribe_token
 from tests.factories import (
     NewsletterFactory,

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from django.test import Client
 from django.utils import timezone
 
-from subscriptions import emails
+from subscriptions.mail import messages
 from subscriptions.models import (
     DeliveryEvent,
     OutboundEmail,
@@ -63,8 +63,8 @@ def make_reader() -> Reader:
         sent_at=now,
     )
     welcome.subscriptions.add(active)
-    # Exactly what emails.py attaches and the ESP echoes back.
-    metadata = emails.build_message(welcome).metadata
+    # Exactly what messages.py attaches and the ESP echoes back.
+    metadata = messages.build_message(welcome).metadata
     assert metadata["subscription_ids"] == str(active.pk)
     return Reader(subscriber.email, active, pending, ended, welcome, metadata)
 

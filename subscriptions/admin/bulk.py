@@ -1,11 +1,11 @@
 """Admin actions on many rows at once: the request changes a few, the worker the rest
-(subscriptions/bulk_actions.py), and the editor is told which happened."""
+(subscriptions/admin/bulk_actions.py), and the editor is told which happened."""
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from subscriptions import bulk_actions
+from subscriptions.admin import bulk_actions
 from subscriptions.admin.common import actor
 from subscriptions.models import Subscriber, Subscription
 

@@ -22,7 +22,7 @@ class ReadOnlyInline(admin.TabularInline):
         return super().get_queryset(request).select_related(*self.list_select_related)
 
     def get_readonly_fields(self, request: HttpRequest, obj: object = None) -> list[str]:
-        return list(self.fields or [])
+        return [str(name) for name in self.fields or []]
 
     def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False

@@ -2,20 +2,21 @@
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
-from subscriptions import outbox, suppression
 from subscriptions.admin.common import ReadOnlyAdmin, actor
 from subscriptions.admin.paging import LargeListMixin
+from subscriptions.mail import outbox, suppression
 from subscriptions.models import (
     DeliveryEvent,
     EmailDomainRule,
     OutboundEmail,
     SuppressedAddress,
 )
-from subscriptions.validation import normalize_domain, normalize_email
+from subscriptions.signup.addresses import normalize_domain, normalize_email
 
 
 @admin.register(OutboundEmail)
@@ -146,7 +147,7 @@ class SuppressedAddressAdmin(LargeListMixin, admin.ModelAdmin):
             "form": form,
             "entries": queryset,
             "opts": self.model._meta,
-            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
         }
         return TemplateResponse(request, "admin/subscriptions/lift_suppression.html", context)
 

@@ -8,15 +8,17 @@ from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import FileResponse, Http404, HttpRequest, JsonResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
 from subscriptions.admin.common import actor
-from subscriptions.imports import jobs
+from subscriptions.lists.imports import jobs
 from subscriptions.models import Newsletter, SubscriberImport, Subscription
 
 
@@ -31,7 +33,7 @@ class ImportForm(forms.Form):
         "the subscriber."
     )
     status = forms.ChoiceField(
-        choices=SubscriberImport._meta.get_field("target_status").choices,
+        choices=list(SubscriberImport._meta.get_field("target_status").choices or []),
         initial=Subscription.Status.PENDING,
         widget=forms.RadioSelect,
         help_text="Pending sends each new subscriber a confirmation email, at "
@@ -53,7 +55,7 @@ class ImportForm(forms.Form):
         return upload
 
     def clean(self) -> dict:
-        data = super().clean()
+        data = super().clean() or {}
         if (
             data.get("status") == Subscription.Status.ACTIVE
             and not (data.get("consent_basis") or "").strip()
@@ -169,7 +171,7 @@ class SubscriberImportAdmin(admin.ModelAdmin):
             }
         )
 
-    def report_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+    def report_view(self, request: HttpRequest, pk: int) -> HttpResponseBase:
         if not self.has_view_permission(request):
             raise PermissionDenied
         job = get_object_or_404(SubscriberImport, pk=pk)
@@ -184,7 +186,7 @@ class SubscriberImportAdmin(admin.ModelAdmin):
         )
 
 
-def _store_upload(upload: object) -> Path:
+def _store_upload(upload: UploadedFile) -> Path:
     """Copy the upload where the workers read imports; the name is ours, never the
     uploader's (it becomes a path)."""
     directory = Path(settings.IMPORT_DIR)

@@ -3,6 +3,7 @@ Status changes go through `members` and `milestones` (actions, the add form, the
 form), so every change is counted and logged."""
 
 from decimal import Decimal
+from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
@@ -10,11 +11,11 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
 
-from subscriptions import goal_counter, members, milestones
 from subscriptions.admin.common import ReadOnlyAdmin, ReadOnlyInline, actor
 from subscriptions.admin.paging import LargeListMixin
+from subscriptions.membership import goal_counter, members, milestones
 from subscriptions.models import GoalMilestone, Member, MemberEvent, MembershipGoal, StripeEvent
-from subscriptions.validation import INVALID_EMAIL_MESSAGE, normalize_email
+from subscriptions.signup.addresses import INVALID_EMAIL_MESSAGE, normalize_email
 
 
 class MemberEventInline(ReadOnlyInline):
@@ -80,15 +81,17 @@ class MemberAdmin(LargeListMixin, admin.ModelAdmin):
         "created_at",
     ]
 
-    def get_form(self, request: HttpRequest, obj: Member | None = None, **kwargs: object):
+    def get_form(
+        self, request: HttpRequest, obj: Member | None = None, change: bool = False, **kwargs: Any
+    ) -> Any:
         if obj is None:
             kwargs["form"] = MemberAddForm
-        return super().get_form(request, obj, **kwargs)
+        return super().get_form(request, obj, change, **kwargs)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Member | None = None) -> list[str]:
         return self.readonly_fields if obj is not None else []
 
-    def get_fields(self, request: HttpRequest, obj: Member | None = None) -> list[str]:
+    def get_fields(self, request: HttpRequest, obj: Member | None = None) -> Any:
         if obj is None:
             return list(MemberAddForm.Meta.fields)
         return self.readonly_fields

@@ -11,8 +11,11 @@ from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils.html import format_html, format_html_join
 
-from subscriptions import archiving, embeds, insight, selectors
+from subscriptions.admin import dashboard
 from subscriptions.models import Newsletter, Subscription
+from subscriptions.models.subscriptions import SubscriptionStatus
+from subscriptions.signup import archiving, selectors
+from subscriptions.web import embeds
 
 
 class ArchivedFilter(admin.SimpleListFilter):
@@ -146,7 +149,7 @@ class NewsletterAdmin(admin.ModelAdmin):
             **self.admin_site.each_context(request),
             "title": "Newsletters at a glance",
             "opts": self.model._meta,
-            "dashboard": insight.dashboard(),
+            "dashboard": dashboard.dashboard(),
         }
         return TemplateResponse(request, "admin/subscriptions/dashboard.html", context)
 
@@ -228,7 +231,7 @@ def _snippet_box(title: str, label: str, code: str, *, rows: int) -> str:
     )
 
 
-def _count_column(status: Subscription.Status) -> Callable[[NewsletterAdmin, Newsletter], int]:
+def _count_column(status: SubscriptionStatus) -> Callable[[NewsletterAdmin, Newsletter], int]:
     @admin.display(description=status.label, ordering=f"{status.value}_count")
     def column(model_admin: NewsletterAdmin, obj: Newsletter) -> int:
         return getattr(obj, f"{status.value}_count")

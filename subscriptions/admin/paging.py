@@ -9,6 +9,7 @@ rows with filters and search, as they would anyway.
 """
 
 from functools import cached_property
+from typing import cast
 
 from django.contrib import admin
 from django.core.paginator import Paginator
@@ -21,7 +22,7 @@ COUNT_LIMIT = 10_000
 class CappedCountPaginator(Paginator):
     @cached_property
     def count(self) -> int:
-        queryset: QuerySet = self.object_list
+        queryset = cast(QuerySet, self.object_list)
         self.estimated = False
         self.capped = False
         estimate = _table_estimate(queryset)
@@ -55,7 +56,7 @@ def _table_estimate(queryset: QuerySet) -> int | None:
 class LargeListMixin:
     """For the ModelAdmin of a table that grows to millions of rows."""
 
-    paginator = CappedCountPaginator
+    paginator: type[Paginator] = CappedCountPaginator
     # The "(N total)" next to a filtered count is a second full COUNT(*).
     show_full_result_count = False
     # "Show counts" (Django 5's facets) runs a COUNT over the filtered list for every

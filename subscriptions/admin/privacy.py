@@ -14,9 +14,9 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
-from subscriptions import suppression
 from subscriptions.admin.common import ReadOnlyAdmin
 from subscriptions.admin.paging import LargeListMixin
+from subscriptions.mail import suppression
 from subscriptions.models import PrivacyEvent
 
 
@@ -32,7 +32,7 @@ class PrivacyEventAdmin(LargeListMixin, ReadOnlyAdmin):
     list_display = ["at", "kind", "actor", "subscriber_ref", "short_hash"]
     list_filter = ["kind"]
     fields = ["at", "kind", "actor", "subscriber_ref", "email_hash"]
-    readonly_fields = fields
+    readonly_fields = [str(name) for name in fields]
     # Only to show the search box: the search below matches the hash, exactly.
     search_fields = ["email_hash"]
     search_help_text = "An address, in full: its requests are found by its hash, erased or not."

@@ -7,19 +7,26 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.db.models.functions import Lower
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponseRedirect,
+    JsonResponse,
+    StreamingHttpResponse,
+)
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
-from subscriptions import exports, privacy, services, suppression
 from subscriptions.admin.bulk import resend_in_bulk, unsubscribe_in_bulk
 from subscriptions.admin.common import ReadOnlyAdmin, ReadOnlyInline, actor
 from subscriptions.admin.paging import LargeListMixin
 from subscriptions.admin.privacy import privacy_log_url
 from subscriptions.exceptions import AddressErased, UnknownNewsletter
+from subscriptions.lists import exports
+from subscriptions.mail import suppression
 from subscriptions.models import (
     ConsentRecord,
     Newsletter,
@@ -28,7 +35,9 @@ from subscriptions.models import (
     Subscription,
     SubscriptionEvent,
 )
-from subscriptions.validation import normalize_email
+from subscriptions.privacy import personal_data
+from subscriptions.signup import services
+from subscriptions.signup.addresses import normalize_email
 
 
 class SubscriptionInline(ReadOnlyInline):
@@ -62,7 +71,7 @@ class NewsletterFilter(admin.SimpleListFilter):
         if self.value():
             # A semi-join, not a join made DISTINCT: inside an action's IN (...) over a
             # million rows the DISTINCT took minutes (PostgreSQL spilled it to disk).
-            subscribers = Subscription.objects.filter(newsletter_id=self.value())
+            subscribers = Subscription.objects.filter(newsletter_id=self.value() or "")
             return queryset.filter(pk__in=subscribers.values("subscriber_id"))
         return queryset
 
@@ -77,7 +86,7 @@ class StatusFilter(admin.SimpleListFilter):
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
         if not self.value():
             return queryset
-        newsletter = request.GET.get("newsletter")
+        newsletter = request.GET.get("newsletter") or ""
         subscriptions = Subscription.objects.filter(status=self.value())
         if newsletter:
             # Both filters apply to the same subscription, not to any two of them.
@@ -85,7 +94,7 @@ class StatusFilter(admin.SimpleListFilter):
         return queryset.filter(pk__in=subscriptions.values("subscriber_id"))
 
 
-class AddressSearchMixin:
+class AddressSearchMixin(admin.ModelAdmin):
     """Search by the start of an address ("kate.ts", "ann@exa"), in any case: the one
     search an index serves on a million rows (see migration 0008); a "contains"
     search would read them all."""
@@ -148,7 +157,7 @@ class SubscriberAdmin(AddressSearchMixin, LargeListMixin, admin.ModelAdmin):
         if not self.has_view_permission(request):
             raise PermissionDenied
         get_object_or_404(Subscriber, pk=pk)
-        data = privacy.export_data(subscriber_id=pk, actor=actor(request))
+        data = personal_data.export_data(subscriber_id=pk, actor=actor(request))
         response = JsonResponse(data, json_dumps_params={"indent": 2})
         response["Content-Disposition"] = f'attachment; filename="subscriber-{pk}.json"'
         return response
@@ -159,7 +168,7 @@ class SubscriberAdmin(AddressSearchMixin, LargeListMixin, admin.ModelAdmin):
             raise PermissionDenied
         subscriber = get_object_or_404(Subscriber, pk=pk)
         if request.method == "POST":
-            privacy.erase(subscriber_id=pk, actor=actor(request))
+            personal_data.erase_subscriber(subscriber_id=pk, actor=actor(request))
             self.message_user(
                 request, "The subscriber's personal data is erased.", messages.SUCCESS
             )
@@ -232,7 +241,9 @@ class SubscriberAdmin(AddressSearchMixin, LargeListMixin, admin.ModelAdmin):
         unsubscribe_in_bulk(self, request, subscriptions)
 
     @admin.action(description="Export selected as CSV", permissions=["view"])
-    def export_csv(self, request: HttpRequest, queryset: QuerySet[Subscriber]) -> HttpResponse:
+    def export_csv(
+        self, request: HttpRequest, queryset: QuerySet[Subscriber]
+    ) -> StreamingHttpResponse:
         """One row per subscription of the selected people (all of the filtered list
         with "Select all"), streamed; with the list filtered by newsletter or status,
         only the subscriptions the filters chose."""
@@ -270,7 +281,7 @@ class EditorAddForm(forms.Form):
         return normalize_email(self.cleaned_data["email"])
 
     def clean(self) -> dict:
-        data = super().clean()
+        data = super().clean() or {}
         if (
             data.get("status") == Subscription.Status.ACTIVE
             and not data.get("consent_basis", "").strip()
@@ -343,7 +354,9 @@ class SubscriptionAdmin(AddressSearchMixin, LargeListMixin, admin.ModelAdmin):
         return TemplateResponse(request, "admin/subscriptions/add_subscription.html", context)
 
     @admin.action(description="Export selected as CSV", permissions=["view"])
-    def export_csv(self, request: HttpRequest, queryset: QuerySet[Subscription]) -> HttpResponse:
+    def export_csv(
+        self, request: HttpRequest, queryset: QuerySet[Subscription]
+    ) -> StreamingHttpResponse:
         """The selected subscriptions (all of the filtered list with "Select all"), with
         their proof of consent, streamed."""
         return exports.csv_response(queryset, "subscriptions.csv")

@@ -37,7 +37,7 @@ class OutboundEmail(models.Model):
     kind = models.CharField(max_length=20, choices=Kind.choices)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
     to_email = models.EmailField(max_length=254)
-    # A confirmation email's mailbox, hashed (validation.mailbox_key): the daily cap counts
+    # A confirmation email's mailbox, hashed (signup/addresses.mailbox_key): the daily cap counts
     # per mailbox, so "ann+1@" to "ann+12@" and Gmail's dotted variants share one budget.
     # Empty for other emails and for an import's confirmations (counted per subscriber).
     mailbox_key = models.CharField(max_length=32, blank=True, default="", db_default="")
@@ -126,7 +126,7 @@ class OutboundEmail(models.Model):
 
 class DeliveryEvent(models.Model):
     """A tracking event from the ESP that changes something for us, normalised from
-    whatever the provider sent (see `subscriptions.webhooks`). Stored once per
+    whatever the provider sent (see `subscriptions.web.esp_webhooks`). Stored once per
     provider event id, so a replayed webhook changes nothing twice."""
 
     class Kind(models.TextChoices):

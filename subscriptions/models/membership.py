@@ -1,9 +1,11 @@
 """Members (paying supporters, distinct from newsletter subscribers), the membership
 goal with its milestones, and the exact count of active members.
 
-State changes go through `subscriptions.members` and `subscriptions.milestones`;
-nothing else writes here.
+State changes go through `subscriptions.membership.members` and
+`subscriptions.membership.milestones`; nothing else writes here.
 """
+
+from collections.abc import Collection
 
 from django.db import models
 from django.db.models import Q
@@ -138,7 +140,7 @@ class MembershipGoal(models.Model):
     def __str__(self) -> str:
         return self.headline
 
-    def validate_constraints(self, exclude: set[str] | None = None) -> None:
+    def validate_constraints(self, exclude: Collection[str] | None = None) -> None:
         # Saving an active goal deactivates the others (`milestones.save_goal`), so the
         # form must not refuse it; the constraint still guards the database.
         super().validate_constraints(exclude={*(exclude or ()), "is_active"})

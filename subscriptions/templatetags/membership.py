@@ -8,7 +8,7 @@ from django import template
 from django.conf import settings
 from django.utils.translation import ngettext
 
-from subscriptions import goal_counter
+from subscriptions.membership import goal_counter
 
 register = template.Library()
 
@@ -28,7 +28,7 @@ def banner_context(*, goal_api: str | None = None) -> dict:
     return {
         "goal": goal_counter.read_snapshot(),
         "membership_url": settings.MEMBERSHIP_URL,
-        "poll_seconds": settings.GOAL_POLL_SECONDS,
+        "poll_seconds": goal_counter.POLL_SECONDS,
         "goal_api": goal_api,
         "members_words": members_words(),
     }

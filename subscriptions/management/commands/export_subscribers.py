@@ -4,10 +4,11 @@ columns), streamed to standard output or a file."""
 
 import sys
 from pathlib import Path
+from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from subscriptions import exports
+from subscriptions.lists import exports
 from subscriptions.models import Newsletter, Subscription
 
 
@@ -19,7 +20,7 @@ class Command(BaseCommand):
         parser.add_argument("--status", choices=Subscription.Status.values)
         parser.add_argument("-o", "--output", type=Path, help="a file (default: stdout)")
 
-    def handle(self, *args: object, **options: object) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         newsletter = Newsletter.objects.filter(slug=options["newsletter"]).first()
         if newsletter is None:
             raise CommandError(f"There is no newsletter with the slug {options['newsletter']!r}.")

@@ -18,9 +18,9 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
-from subscriptions import members
+from subscriptions.membership import members
 from subscriptions.models import Member
-from subscriptions.validation import normalize_email
+from subscriptions.signup.addresses import normalize_email
 
 # Member.amount holds ten digits, two of them after the point.
 MAX_AMOUNT = Decimal(10) ** 8

@@ -8,11 +8,12 @@ the file cannot be read or the import cannot start.
 """
 
 from pathlib import Path
+from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
-from subscriptions.imports import jobs
+from subscriptions.lists.imports import jobs
 from subscriptions.models import Newsletter, SubscriberImport, Subscription
 
 
@@ -31,7 +32,7 @@ class Command(BaseCommand):
         )
         parser.add_argument("--consent-basis", default="", help="how these people consented")
 
-    def handle(self, *args: object, **options: object) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         path: Path = options["file"]
         if not path.is_file():
             raise CommandError(f"Cannot read {path}: no such file.")

@@ -2,9 +2,11 @@
 existing newsletters (matched by slug) and any existing goal are left as editors
 changed them."""
 
+from typing import Any
+
 from django.core.management.base import BaseCommand
 
-from subscriptions import milestones
+from subscriptions.membership import milestones
 from subscriptions.models import MembershipGoal, Newsletter
 
 DEMO_NEWSLETTERS = [
@@ -53,7 +55,7 @@ DEMO_NEWSLETTERS = [
 class Command(BaseCommand):
     help = "Create the demo newsletters and membership goal (idempotent)."
 
-    def handle(self, *args: object, **options: object) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         for data in DEMO_NEWSLETTERS:
             defaults = {k: v for k, v in data.items() if k != "slug"}
             _, created = Newsletter.objects.get_or_create(slug=data["slug"], defaults=defaults)

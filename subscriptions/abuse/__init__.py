@@ -1,0 +1,2 @@
+"""What keeps bots and bombers out: rate limits, the form token and honeypot, the optional
+challenge."""

@@ -1,0 +1,1 @@
+"""What providers tell us back: each ESP's events read into ours, and what they change."""

@@ -1,0 +1,1 @@
+"""Moving readers in and out in bulk: imports and exports."""
