@@ -131,7 +131,8 @@ LANGUAGE_CODE = "en"
 # Each language names itself, as a language switcher should.
 LANGUAGES = [("en", "English"), ("uk", "Українська")]
 LOCALE_PATHS = [BASE_DIR / "locale"]
-TIME_ZONE = "UTC"
+# The newsroom's own: the admin shows and takes times (an issue's schedule) in it.
+TIME_ZONE = env.str("TIME_ZONE", default="UTC")
 USE_I18N = True
 USE_TZ = True
 
@@ -268,6 +269,8 @@ SOFT_BOUNCE_WINDOW_DAYS = env.int("SOFT_BOUNCE_WINDOW_DAYS", default=30)
 # Also offer mailto: in List-Unsubscribe (RFC 2369); mail to it is handled by anymail's
 # inbound webhook.
 UNSUBSCRIBE_MAILTO = env.str("UNSUBSCRIBE_MAILTO", default="")
+# The newsroom's postal address, printed under every issue (CAN-SPAM asks for one).
+NEWSROOM_POSTAL_ADDRESS = env.str("NEWSROOM_POSTAL_ADDRESS", default="")
 
 # --- Editors: imports, privacy requests ---------------------------------------------------
 # Where uploaded import files and their reports are kept; web and worker must share it.

@@ -23,3 +23,15 @@ class UnknownNewsletter(Exception):
 
 class AddressErased(Exception):
     """The person asked for their data to be erased; only they may sign up again."""
+
+
+class IssueInvalid(Exception):
+    """An issue that cannot be sent as written; `errors` maps each field to its message."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__("; ".join(errors.values()))
+        self.errors = errors
+
+
+class IssueNotSendable(Exception):
+    """The issue cannot be sent, scheduled or moved now (its state, or no readers)."""

@@ -13,6 +13,8 @@ from django.db import OperationalError
 
 from subscriptions.admin import bulk_actions, dashboard
 from subscriptions.deliverability import delivery_events
+from subscriptions.issues import delivery as issue_delivery
+from subscriptions.issues import services as issue_services
 from subscriptions.lists.imports import jobs as import_jobs
 from subscriptions.lists.imports import reports as import_reports
 from subscriptions.mail import messages, outbox, sending
@@ -67,6 +69,18 @@ def _esp_message_id(message: object) -> str:
     return str(message_id)
 
 
+@shared_task(name="subscriptions.tasks.send_issue", acks_late=True)
+def send_issue(issue_id: int) -> int:
+    """Send batches of an issue for a while, then hand the rest to a fresh task (or the
+    same after the provider's wait); returns how many copies it sent."""
+    outcome = issue_delivery.send_batches(issue_id)
+    if outcome.wait is not None:
+        send_issue.apply_async((issue_id,), countdown=outcome.wait)
+    elif outcome.more:
+        send_issue.delay(issue_id)
+    return outcome.sent
+
+
 @shared_task(
     name="subscriptions.tasks.process_delivery_event",
     acks_late=True,
@@ -81,12 +95,15 @@ def process_delivery_event(delivery_event_id: int) -> bool:
 # Registered under the name it had when it swept the outbox alone.
 @shared_task(name="subscriptions.tasks.requeue_stale_outbound_emails")
 def requeue_stale_work() -> int:
-    """The safety net behind every enqueue: outbox rows, delivery events and imports
-    whose task never ran (broker down) or whose worker died."""
+    """The safety net behind every enqueue: outbox rows, delivery events, imports and
+    issues whose task never ran (broker down) or whose worker died; and the scheduler,
+    which starts issues whose time has come."""
     return (
         outbox.requeue_stale()
         + delivery_events.requeue_unprocessed()
         + import_jobs.requeue_stale_imports()
+        + len(issue_services.start_due_issues())
+        + issue_services.requeue_quiet_issues()
     )
 
 

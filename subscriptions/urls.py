@@ -1,6 +1,6 @@
 from django.urls import path
 
-from subscriptions.web import api, embeds, preferences_page, stripe_webhook, views
+from subscriptions.web import api, archive, embeds, preferences_page, stripe_webhook, views
 
 app_name = "subscriptions"
 
@@ -9,6 +9,9 @@ urlpatterns = [
     path("language/<str:code>/", views.choose_language, name="choose_language"),
     path("newsletters/", views.newsletter_list, name="newsletter_list"),
     path("newsletters/<slug:slug>/", views.newsletter_detail, name="newsletter_detail"),
+    path("newsletters/<slug:slug>/archive/", archive.issue_archive, name="issue_archive"),
+    path("newsletters/<slug:slug>/archive/<int:issue_id>/", archive.issue_page, name="issue"),
+    path("newsletters/<slug:slug>/feed/", archive.issue_feed, name="issue_feed"),
     path("subscribe/", views.signup, name="signup"),
     path("subscribe/thanks/", views.thanks, name="thanks"),
     path("subscribe/embed/", embeds.embed_signup, name="embed_signup"),

@@ -3,10 +3,19 @@
 from subscriptions.admin import (
     deliverability,
     imports,
+    issues,
     membership,
     newsletters,
     privacy,
     subscribers,
 )
 
-__all__ = ["deliverability", "imports", "membership", "newsletters", "privacy", "subscribers"]
+__all__ = [
+    "deliverability",
+    "imports",
+    "issues",
+    "membership",
+    "newsletters",
+    "privacy",
+    "subscribers",
+]

@@ -28,6 +28,9 @@ EDITOR_PERMISSIONS: dict[str, tuple[str, ...]] = {
     "membershipgoal": ("view", "add", "change"),
     "goalmilestone": ("view",),
     "stripeevent": ("view",),
+    # Drafts and tests; sending to readers is `send_issue`, given to a user or a group
+    # of its own by whoever runs the newsroom.
+    "issue": ("view", "add", "change", "delete"),
 }
 
 

@@ -20,6 +20,7 @@ from django.utils import timezone
 from subscriptions.mail import suppression
 from subscriptions.models import (
     DeliveryEvent,
+    Issue,
     OutboundEmail,
     Subscriber,
     Subscription,
@@ -75,6 +76,7 @@ def record_delivery_event(
                 received_at=now,
                 outbound_email_id=_outbound_email_id(metadata),
                 subscription_ids=_subscription_ids(metadata),
+                issue_id=_issue_id(metadata),
                 description=description[:500],
                 mta_response=mta_response[:5000],
             )
@@ -200,6 +202,14 @@ def _outbound_email_id(metadata: dict) -> int | None:
     return (
         outbound_email_id if OutboundEmail.objects.filter(pk=outbound_email_id).exists() else None
     )
+
+
+def _issue_id(metadata: dict) -> int | None:
+    try:
+        issue_id = int(metadata.get("issue_id", ""))
+    except (TypeError, ValueError):
+        return None
+    return issue_id if Issue.objects.filter(pk=issue_id).exists() else None
 
 
 def _subscription_ids(metadata: dict) -> list[int]:

@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.utils import translation
 
 from subscriptions import languages
-from subscriptions.models import MemberCount, OutboundEmail, Subscription
+from subscriptions.models import MemberCount, Newsletter, OutboundEmail, Subscription
 from subscriptions.tokens import (
     confirmation_token,
     preferences_token,
@@ -42,10 +42,14 @@ def preferences_url(subscriber_id: int) -> str:
 
 
 def list_id(subscription: Subscription) -> str:
+    return newsletter_list_id(subscription.newsletter)
+
+
+def newsletter_list_id(newsletter: Newsletter) -> str:
     """RFC 2919 List-Id: a label and a unique id under a domain the sender controls."""
     domain = urlsplit(settings.SITE_URL).hostname or "localhost"
-    name = subscription.newsletter.name.replace('"', "'")
-    return f'"{name}" <{subscription.newsletter.slug}.{domain}>'
+    name = newsletter.name.replace('"', "'")
+    return f'"{name}" <{newsletter.slug}.{domain}>'
 
 
 def message_id(outbound: OutboundEmail) -> str:

@@ -82,6 +82,32 @@ def is_suppressed(email: str, *, kind: str = Kind.WELCOME) -> bool:
     return _entries_in_force(email).filter(reason__in=reasons_that_stop(kind)).exists()
 
 
+def suppressed_among(emails: Iterable[str], *, kind: str = Kind.WELCOME) -> set[str]:
+    """Which of `emails` the list stops an email of `kind` to (as given): a batch of
+    readers asked about in one query, with `is_suppressed`'s rule."""
+    emails = list(emails)
+    # PostgreSQL's LOWER() and Python's lower() agree on ASCII; anything else is asked
+    # about one by one, the way `is_suppressed` asks.
+    ascii_by_lower = {email.lower(): email for email in emails if email.isascii()}
+    by_hash = {address_hash(email): email for email in ascii_by_lower.values()}
+    entries = (
+        SuppressedAddress.objects.alias(email_ci=Lower("email"))
+        .filter(lifted_at__isnull=True, reason__in=reasons_that_stop(kind))
+        .filter(Q(email_ci__in=list(ascii_by_lower)) | Q(email_hash__in=list(by_hash)))
+        .values_list("email", "email_hash")
+    )
+    stopped = set()
+    for email, email_hash in entries:
+        if email and email.lower() in ascii_by_lower:
+            stopped.add(ascii_by_lower[email.lower()])
+        if email_hash in by_hash:
+            stopped.add(by_hash[email_hash])
+    stopped.update(
+        email for email in emails if not email.isascii() and is_suppressed(email, kind=kind)
+    )
+    return stopped
+
+
 def reason_in_force(email: str) -> str | None:
     """Why the address is on the list, if it is (the strongest reason first): what the
     reader's pages tell them."""

@@ -8,6 +8,7 @@ from subscriptions.models.delivery import (
 )
 from subscriptions.models.imports import SubscriberImport
 from subscriptions.models.insight import NewsletterSnapshot
+from subscriptions.models.issues import Issue, IssueDelivery
 from subscriptions.models.membership import (
     GoalMilestone,
     Member,
@@ -32,6 +33,8 @@ __all__ = [
     "DeliveryEvent",
     "EmailDomainRule",
     "GoalMilestone",
+    "Issue",
+    "IssueDelivery",
     "Member",
     "MemberCount",
     "MemberEvent",

@@ -147,6 +147,15 @@ class DeliveryEvent(models.Model):
         OutboundEmail, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     subscription_ids = models.JSONField(default=list, blank=True)
+    # The issue the message was a copy of (its metadata says), for the issue's report.
+    issue = models.ForeignKey(
+        "subscriptions.Issue",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
+    )
     description = models.CharField(max_length=500, blank=True)
     mta_response = models.TextField(blank=True)
     processed_at = models.DateTimeField(null=True, blank=True)
@@ -161,6 +170,11 @@ class DeliveryEvent(models.Model):
                 Lower("recipient"), "kind", "occurred_at", name="delivery_event_recipient"
             ),
             models.Index(fields=["processed_at", "received_at"]),
+            models.Index(
+                fields=["issue", "kind"],
+                condition=models.Q(issue__isnull=False),
+                name="delivery_event_issue",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -274,8 +274,9 @@ def resend_confirmation(*, subscription_ids: Iterable[int], actor: str) -> int |
         )
 
 
-def unsubscribe(*, subscription_id: int, actor: str, via: str) -> bool:
+def unsubscribe(*, subscription_id: int, actor: str, via: str, issue_id: int | None = None) -> bool:
     """End a subscription; returns whether anything changed (a repeat changes nothing).
+    `issue_id`: the issue whose link the reader followed, for that issue's report.
 
     Bounced and complained subscriptions keep their stronger status.
     """
@@ -292,8 +293,11 @@ def unsubscribe(*, subscription_id: int, actor: str, via: str) -> bool:
         subscription = Subscription.objects.get(pk=subscription_id)
         if subscription.status not in (Status.ACTIVE, Status.PENDING):
             return False
+        detail: dict[str, object] = {"via": via}
+        if issue_id is not None:
+            detail["issue"] = issue_id
         change_status(
-            subscription, Status.UNSUBSCRIBED, Event.UNSUBSCRIBED, actor, now, detail={"via": via}
+            subscription, Status.UNSUBSCRIBED, Event.UNSUBSCRIBED, actor, now, detail=detail
         )
         return True
 

@@ -225,7 +225,7 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
         return render(
             request,
             "subscriptions/unsubscribe.html",
-            {"subscription": subscription, "token": token},
+            {"subscription": subscription, "token": token, "issue_id": _issue_id(request)},
         )
     via = "one-click" if request.POST.get("List-Unsubscribe") == "One-Click" else "page"
     try:
@@ -241,6 +241,13 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
         return render(request, "subscriptions/unsubscribe_kept.html", status=202)
 
 
+def _issue_id(request: HttpRequest) -> int | None:
+    """The issue whose link this is (`?issue=`), for its report; not signed: a reader
+    can only misattribute their own unsubscribe."""
+    raw = request.GET.get("issue", "")
+    return int(raw) if raw.isdigit() and len(raw) < 10 else None
+
+
 def _subscription(subscription_id: int) -> Subscription | None:
     return Subscription.objects.select_related("newsletter").filter(pk=subscription_id).first()
 
@@ -249,7 +256,9 @@ def _unsubscribe_now(request: HttpRequest, subscription_id: int, via: str) -> Ht
     subscription = _subscription(subscription_id)
     if subscription is None:
         return render(request, "subscriptions/token_invalid.html", status=400)
-    services.unsubscribe(subscription_id=subscription.pk, actor="reader", via=via)
+    services.unsubscribe(
+        subscription_id=subscription.pk, actor="reader", via=via, issue_id=_issue_id(request)
+    )
     # RFC 8058 expects a plain 2xx for the one-click POST, not a redirect.
     return render(
         request,

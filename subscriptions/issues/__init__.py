@@ -1,0 +1,1 @@
+"""Issues of a newsletter: writing, rendering and sending them to its readers."""

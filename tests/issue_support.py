@@ -1,0 +1,43 @@
+"""Readers and issues for the issue-sending tests, made in bulk."""
+
+from django.utils import timezone
+
+from subscriptions.issues import services
+from subscriptions.models import Issue, Newsletter, Subscriber, Subscription
+from tests.factories import NewsletterFactory
+
+
+def readers(
+    newsletter: Newsletter, count: int, *, status: str = "active", prefix: str = "issue-reader"
+) -> list[Subscription]:
+    """`count` readers of `newsletter` with subscriptions in `status`."""
+    now = timezone.now()
+    people = Subscriber.objects.bulk_create(
+        Subscriber(email=f"{prefix}{n}@example.org") for n in range(count)
+    )
+    return Subscription.objects.bulk_create(
+        Subscription(
+            subscriber=person,
+            newsletter=newsletter,
+            status=status,
+            confirmed_at=now if status == "active" else None,
+            pending_since=now,
+        )
+        for person in people
+    )
+
+
+def draft(newsletter: Newsletter | None = None, **fields: object) -> Issue:
+    values: dict = {
+        "subject": "Thursday: what the front line looks like",
+        "body": "Hello, **readers**.\n\n[Read the story](https://news.example.org/story/)",
+        **fields,
+    }
+    return services.create_issue(
+        newsletter=newsletter
+        or NewsletterFactory(name="Explaining Ukraine", slug="explaining-ukraine"),
+        subject=values.pop("subject"),
+        body=values.pop("body"),
+        preheader=str(values.pop("preheader", "")),
+        actor="test",
+    )
