@@ -1,8 +1,10 @@
 """Readers and issues for the issue-sending tests, made in bulk."""
 
+import time
+
 from django.utils import timezone
 
-from subscriptions.issues import services
+from subscriptions.issues import delivery, services
 from subscriptions.models import Issue, Newsletter, Subscriber, Subscription
 from tests.factories import NewsletterFactory
 
@@ -41,3 +43,16 @@ def draft(newsletter: Newsletter | None = None, **fields: object) -> Issue:
         preheader=str(values.pop("preheader", "")),
         actor="test",
     )
+
+
+def work_until_done(issue_id: int, *, limit: float = 30) -> list[float]:
+    """What a worker's task does, again and again, waits included: returns the waits."""
+    waits = []
+    deadline = time.monotonic() + limit
+    while Issue.objects.get(pk=issue_id).status == Issue.Status.SENDING:
+        assert time.monotonic() < deadline, "the issue did not finish"
+        outcome = delivery.send_batches(issue_id)
+        if outcome.wait is not None:
+            waits.append(outcome.wait)
+            time.sleep(outcome.wait)
+    return waits

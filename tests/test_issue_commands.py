@@ -161,13 +161,13 @@ def test_pause_resume_and_cancel(newsletter, monkeypatch):
     services.send_now(issue_id=issue.pk, actor="t")
 
     services.pause(issue_id=issue.pk, actor="t")
-    from subscriptions.issues import delivery
+    from subscriptions.issues import delivery, transport
 
     assert delivery.send_batches(issue.pk).sent == 0  # a paused issue is not sent
     with pytest.raises(IssueNotSendable, match="paused"):
         services.pause(issue_id=issue.pk, actor="t")
     services.resume(issue_id=issue.pk, actor="t")
-    monkeypatch.setattr(delivery, "BATCH_SIZE", 5)
+    monkeypatch.setattr(transport, "PER_MESSAGE_BATCH", 5)
     delivery.claim_batch(Issue.objects.get(pk=issue.pk), now=timezone.now())
     services.cancel(issue_id=issue.pk, actor="t")
 

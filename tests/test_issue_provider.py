@@ -2,16 +2,14 @@
 API: refusals (429, 5xx, no connection) pause the issue and it resumes by itself,
 nothing lost or doubled; a refused recipient fails alone."""
 
-import time
-
 import pytest
 from django.core import mail
 
-from subscriptions.issues import delivery, selectors, services
+from subscriptions.issues import delivery, selectors, services, transport
 from subscriptions.models import Issue, IssueDelivery
 from tests.esp_stub import DROP_CONNECTION, PostmarkStub, Reply
 from tests.factories import NewsletterFactory
-from tests.issue_support import draft, readers
+from tests.issue_support import draft, readers, work_until_done
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -34,19 +32,6 @@ def postmark(settings, monkeypatch):
     yield start
     for stub in stubs:
         stub.stop()
-
-
-def work_until_done(issue_id: int, *, limit: float = 20) -> list[float]:
-    """What a worker's task does, again and again: returns the waits it was told."""
-    waits = []
-    deadline = time.monotonic() + limit
-    while Issue.objects.get(pk=issue_id).status == Issue.Status.SENDING:
-        assert time.monotonic() < deadline, "the issue did not finish"
-        outcome = delivery.send_batches(issue_id)
-        if outcome.wait is not None:
-            waits.append(outcome.wait)
-            time.sleep(outcome.wait)
-    return waits
 
 
 def delivered_to(stub: PostmarkStub) -> list[str]:
@@ -76,7 +61,7 @@ def test_429_then_500_then_200_pauses_resumes_and_sends_every_reader_once(postma
 
 
 def test_a_dropped_connection_mid_batch_gives_back_only_the_unsent(postmark, monkeypatch):
-    monkeypatch.setattr(delivery, "BATCH_SIZE", 10)
+    monkeypatch.setattr(transport, "PER_MESSAGE_BATCH", 10)
     stub = postmark(*([Reply(200)] * 4), DROP_CONNECTION)
     newsletter = NewsletterFactory()
     readers(newsletter, 15)

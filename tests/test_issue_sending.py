@@ -11,7 +11,7 @@ from django.core import mail
 from django.test import Client
 from django.utils import timezone
 
-from subscriptions.issues import delivery, selectors, services
+from subscriptions.issues import copies, delivery, selectors, services, transport
 from subscriptions.models import (
     Issue,
     IssueDelivery,
@@ -49,7 +49,7 @@ def test_an_issue_reaches_exactly_the_active_readers_once_each(monkeypatch):
         email=suppressed.email, reason="hard_bounce", created_at=timezone.now()
     )
     bounced_late = active[-1]
-    monkeypatch.setattr(delivery, "BATCH_SIZE", 400)
+    monkeypatch.setattr(transport, "PER_MESSAGE_BATCH", 400)
     batches = []
     record = delivery._record
 
@@ -126,7 +126,7 @@ def test_each_copy_carries_its_readers_own_one_click_unsubscribe_for_that_newsle
 def test_a_reader_who_signs_up_after_sending_started_does_not_get_it(monkeypatch):
     newsletter = NewsletterFactory()
     readers(newsletter, 30)
-    monkeypatch.setattr(delivery, "BATCH_SIZE", 10)
+    monkeypatch.setattr(transport, "PER_MESSAGE_BATCH", 10)
     record = delivery._record
     late = []
 
@@ -184,7 +184,7 @@ def test_a_ukrainian_reader_gets_the_ukrainian_version_and_others_the_default():
 def test_a_batch_whose_worker_died_is_sent_again_after_its_lease_and_counted(monkeypatch):
     newsletter = NewsletterFactory()
     readers(newsletter, 25)
-    monkeypatch.setattr(delivery, "BATCH_SIZE", 10)
+    monkeypatch.setattr(transport, "PER_MESSAGE_BATCH", 10)
     issue = draft(newsletter)
     monkeypatch.setattr(services, "hand_to_workers", lambda issue_id: None)
     services.send_now(issue_id=issue.pk, actor="test")
@@ -192,7 +192,7 @@ def test_a_batch_whose_worker_died_is_sent_again_after_its_lease_and_counted(mon
     # A worker claims a batch, hands it to the provider, and dies before recording it.
     claimed = delivery.claim_batch(issue, now=timezone.now())
     for reader in claimed:
-        delivery.message_for(issue, reader, delivery._edition(issue, "", {})).send()
+        copies.message_for(issue, reader, copies.Editions(issue).of("")).send()
     assert len(mail.outbox) == 10
     # Until the lease runs out, no one else takes that batch.
     delivery.send_batches(issue.pk)
@@ -219,7 +219,7 @@ def test_two_workers_share_an_issue_without_sending_a_copy_twice(monkeypatch):
 
     newsletter = NewsletterFactory()
     readers(newsletter, 600)
-    monkeypatch.setattr(delivery, "BATCH_SIZE", 50)
+    monkeypatch.setattr(transport, "PER_MESSAGE_BATCH", 50)
     issue = draft(newsletter)
     monkeypatch.setattr(services, "hand_to_workers", lambda issue_id: None)
     services.send_now(issue_id=issue.pk, actor="test")
@@ -245,3 +245,38 @@ def test_two_workers_share_an_issue_without_sending_a_copy_twice(monkeypatch):
     assert len(mail.outbox) == 600
     assert len(set(recipients())) == 600
     assert selectors.progress(issue.pk).sent_more_than_once == 0
+
+
+@pytest.mark.parametrize("language", ["", "uk"])
+def test_a_readers_links_are_exactly_what_reverse_makes(language):
+    from django.utils import translation
+
+    from subscriptions import languages
+    from subscriptions.mail import messages
+    from subscriptions.tokens import preferences_token
+
+    newsletter = NewsletterFactory()
+    (subscription,) = readers(newsletter, 1)
+    issue = draft(newsletter)
+    reader = copies.Reader(
+        1, subscription.subscriber_id, "a@example.org", language, subscription.pk
+    )
+
+    made = copies.links(issue, reader)
+
+    with translation.override(languages.of_subscriber(language)):
+        unsubscribe = messages.reader_url(
+            "subscriptions:unsubscribe", unsubscribe_token.make_token(subscription.pk)
+        )
+        preferences = messages.reader_url(
+            "subscriptions:preferences", preferences_token.make_token(subscription.subscriber_id)
+        )
+    # Tokens carry the second they were signed in; the rest must be the same.
+    def without_token(url: str) -> str:
+        return re.sub(r"/[^/?]+/\?", "/TOKEN/?", url)
+
+    assert without_token(made.unsubscribe) == without_token(f"{unsubscribe}&issue={issue.pk}")
+    assert without_token(made.preferences) == without_token(preferences)
+    assert unsubscribe_token.read_token(urlsplit(made.unsubscribe).path.split("/")[-2]) == (
+        subscription.pk
+    )

@@ -15,7 +15,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from newsroom.celery import app as celery_app
-from subscriptions.issues import delivery, selectors, services
+from subscriptions.issues import delivery, selectors, services, transport
 from subscriptions.models import Issue, IssueDelivery
 from tests.esp_stub import PostmarkStub, Reply
 from tests.factories import NewsletterFactory
@@ -68,8 +68,7 @@ def start_worker(own_queue, tmp_path) -> Iterator[Callable[[str], WorkerProcess]
                 "REDIS_URL": celery_app.conf.broker_url,
                 "EMAIL_BACKEND": "anymail.backends.postmark.EmailBackend",
                 "ANYMAIL": (
-                    '{"POSTMARK_SERVER_TOKEN": "test-token", '
-                    f'"POSTMARK_API_URL": "{api_url}"}}'
+                    f'{{"POSTMARK_SERVER_TOKEN": "test-token", "POSTMARK_API_URL": "{api_url}"}}'
                 ),
             },
             log_path=tmp_path / f"worker-{len(started)}.log",
@@ -95,7 +94,7 @@ def test_a_worker_killed_mid_issue_leaves_no_reader_without_it_and_counts_the_re
         services.send_now(issue_id=issue.pk, actor="test")
         try:
             wait_for(
-                lambda: len(stub.exchanges) >= delivery.BATCH_SIZE + 60,
+                lambda: len(stub.exchanges) >= transport.PER_MESSAGE_BATCH + 60,
                 timeout=60,
                 what="the worker to be inside its second batch",
             )
@@ -104,7 +103,7 @@ def test_a_worker_killed_mid_issue_leaves_no_reader_without_it_and_counts_the_re
         os.killpg(first.process.pid, signal.SIGKILL)
         first.process.wait(timeout=10)
         in_flight = IssueDelivery.objects.filter(issue=issue, status="sending").count()
-        assert 0 < in_flight <= delivery.BATCH_SIZE
+        assert 0 < in_flight <= transport.PER_MESSAGE_BATCH
         # As if the lease ran out with no worker moving the issue.
         lapse = timedelta(seconds=delivery.LEASE_SECONDS + 1)
         IssueDelivery.objects.filter(issue=issue, status="sending").update(
@@ -129,4 +128,4 @@ def test_a_worker_killed_mid_issue_leaves_no_reader_without_it_and_counts_the_re
     repeats = sum(count - 1 for count in accepted.values())
     progress = selectors.progress(issue.pk)
     assert progress.sent == READERS
-    assert repeats <= progress.sent_more_than_once == in_flight <= delivery.BATCH_SIZE
+    assert repeats <= progress.sent_more_than_once == in_flight <= transport.PER_MESSAGE_BATCH

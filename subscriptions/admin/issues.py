@@ -23,7 +23,7 @@ from django.views.decorators.clickjacking import xframe_options_sameorigin
 
 from subscriptions.admin.common import actor
 from subscriptions.exceptions import IssueInvalid, IssueNotSendable
-from subscriptions.issues import delivery, rendering, selectors, services
+from subscriptions.issues import copies, rendering, selectors, services
 from subscriptions.models import Issue
 
 SEND_PERMISSION = "subscriptions.send_issue"
@@ -164,7 +164,7 @@ class IssueAdmin(admin.ModelAdmin):
     def preview_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         issue = self._issue(request, pk)
         language = request.GET.get("language", settings.LANGUAGE_CODE)
-        edition = rendering.edition(issue, language, archive_url=delivery.archive_url(issue))
+        edition = rendering.edition(issue, language, archive_url=copies.archive_url(issue))
         _html, text = _sample(edition)
         html_url = reverse("admin:subscriptions_issue_html", args=[issue.pk])
         context = {
@@ -187,7 +187,7 @@ class IssueAdmin(admin.ModelAdmin):
         nothing else (no scripts, no requests but images), framed only by our pages."""
         issue = self._issue(request, pk)
         edition = rendering.edition(
-            issue, request.GET.get("language", ""), archive_url=delivery.archive_url(issue)
+            issue, request.GET.get("language", ""), archive_url=copies.archive_url(issue)
         )
         html, _text = _sample(edition)
         return HttpResponse(html)
@@ -204,9 +204,9 @@ class IssueAdmin(admin.ModelAdmin):
             )
             return redirect(reverse("admin:subscriptions_issue_change", args=[pk]))
         edition = rendering.edition(
-            issue, settings.LANGUAGE_CODE, archive_url=delivery.archive_url(issue)
+            issue, settings.LANGUAGE_CODE, archive_url=copies.archive_url(issue)
         )
-        message = delivery.test_message(issue, edition, to=address)
+        message = copies.test_message(issue, edition, to=address)
         try:
             get_connection().send_messages([message])
         except Exception as exc:  # noqa: BLE001 - shown to the editor

@@ -1,5 +1,5 @@
 """Sending an issue: workers claim its readers in batches and hand each batch to the
-provider over one connection.
+provider (`transport.py`).
 
 - A batch is claimed with `FOR UPDATE SKIP LOCKED`, so workers on any number of
   machines share an issue without coordinating; a batch whose worker died is claimed
@@ -9,7 +9,7 @@ provider over one connection.
 - A copy is marked sent only after the provider accepted it. A worker that dies between
   the provider's answer and our record leaves its batch to be claimed again, so at most
   that one batch goes out twice; those copies count as sent more than once
-  (`attempts > 1`) in the report, and carry the same Message-ID both times.
+  (`attempts > 1`) in the report (sent one by one, both carry the same Message-ID).
 - A provider that refuses (429, 5xx, no connection) pauses the issue with a growing
   wait; nothing is marked failed for it, and the unsent part of the batch goes back.
 """
@@ -18,27 +18,19 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from urllib.parse import urlsplit
 
-from anymail.exceptions import AnymailInvalidAddress, AnymailRecipientsRefused
-from anymail.message import AnymailMessage
-from django.conf import settings
-from django.core.mail import get_connection
 from django.db import transaction
 from django.db.models import F
-from django.urls import reverse
-from django.utils import timezone, translation
+from django.utils import timezone
 
-from subscriptions import languages
-from subscriptions.issues import rendering
-from subscriptions.mail import messages, suppression
+from subscriptions.issues import copies, transport
+from subscriptions.issues.copies import Reader
+from subscriptions.mail import suppression
 from subscriptions.mail.retry_policy import retry_countdown
 from subscriptions.models import Issue, IssueDelivery, Subscription
-from subscriptions.tokens import preferences_token, unsubscribe_token
 
 logger = logging.getLogger(__name__)
 
-BATCH_SIZE = 500
 # A claimed batch not recorded within this long is taken to be lost with its worker.
 LEASE_SECONDS = 300
 # How long one task sends before it hands the rest to a fresh task (so a deploy's worker
@@ -46,19 +38,8 @@ LEASE_SECONDS = 300
 TASK_SECONDS = 60
 # Refusals in a row after which the issue waits for an editor instead of retrying.
 REFUSALS_BEFORE_PAUSE = 8
-MESSAGE_TYPE = "issue"
 
 Copy = IssueDelivery.Status
-_REFUSED_RECIPIENT = (AnymailRecipientsRefused, AnymailInvalidAddress)
-
-
-@dataclass
-class Reader:
-    delivery_id: int
-    subscriber_id: int
-    email: str
-    language: str
-    subscription_id: int
 
 
 @dataclass
@@ -75,11 +56,12 @@ def send_batches(issue_id: int, *, budget_seconds: float = TASK_SECONDS) -> Outc
     cancelled, or the time budget is spent."""
     outcome = Outcome()
     deadline = time.monotonic() + budget_seconds
-    editions: dict[str, rendering.Edition] = {}
+    editions: copies.Editions | None = None
     while True:
         issue = Issue.objects.select_related("newsletter").filter(pk=issue_id).first()
         if issue is None or issue.status != Issue.Status.SENDING:
             return outcome
+        editions = editions or copies.Editions(issue)
         now = timezone.now()
         if issue.paused_until and issue.paused_until > now:
             outcome.wait = (issue.paused_until - now).total_seconds()
@@ -88,10 +70,10 @@ def send_batches(issue_id: int, *, budget_seconds: float = TASK_SECONDS) -> Outc
         if not readers:
             finish_if_done(issue_id)
             return outcome
-        sent, refusal = _send(issue, readers, editions)
-        outcome.sent += sent
-        if refusal is not None:
-            outcome.wait = _pause_for_refusal(issue_id, refusal)
+        handed = _hand_over(issue, readers, editions)
+        outcome.sent += len(handed.sent)
+        if handed.stopped_by is not None:
+            outcome.wait = _pause_for_refusal(issue_id, handed.stopped_by)
             return outcome
         Issue.objects.filter(pk=issue_id).update(
             progressed_at=timezone.now(), provider_refusals=0, paused_until=None
@@ -104,7 +86,7 @@ def send_batches(issue_id: int, *, budget_seconds: float = TASK_SECONDS) -> Outc
 def claim_batch(issue: Issue, *, now: datetime, size: int | None = None) -> list[Reader]:
     """Up to `size` of the issue's readers not sent to yet, claimed for this worker;
     readers who left since the issue started are marked skipped instead."""
-    size = size or BATCH_SIZE
+    size = size or transport.batch_size()
     with transaction.atomic():
         left = IssueDelivery.objects.select_for_update(skip_locked=True).filter(issue=issue)
         # Two ordered index scans, not one OR: a million queued rows must not be sorted
@@ -144,7 +126,7 @@ def _still_reading(issue: Issue, delivery_by_subscriber: dict[int, int]) -> list
     # this read; the erasure removes the copy itself as well).
     if delivery_by_subscriber:
         gone.setdefault("gone", []).extend(delivery_by_subscriber.values())
-    stopped = suppression.suppressed_among([r.email for r in readers], kind=MESSAGE_TYPE)
+    stopped = suppression.suppressed_among([r.email for r in readers], kind=copies.MESSAGE_TYPE)
     if stopped:
         gone.setdefault("suppressed", []).extend(
             r.delivery_id for r in readers if r.email in stopped
@@ -174,122 +156,18 @@ def finish_if_done(issue_id: int) -> bool:
     return True
 
 
-def message_for(issue: Issue, reader: Reader, edition: rendering.Edition) -> AnymailMessage:
-    """One reader's copy: their own unsubscribe and preferences links, list headers
-    (RFC 2369, RFC 2919, RFC 8058 one-click) and the metadata tracking events bring back."""
-    with translation.override(languages.of_subscriber(reader.language)):
-        unsubscribe = messages.reader_url(
-            "subscriptions:unsubscribe", unsubscribe_token.make_token(reader.subscription_id)
-        )
-        preferences = messages.reader_url(
-            "subscriptions:preferences", preferences_token.make_token(reader.subscriber_id)
-        )
-    # Which issue the reader left from, for its report (the link may carry ?lang= already).
-    unsubscribe += f"{'&' if '?' in unsubscribe else '?'}issue={issue.pk}"
-    html, text = edition.for_reader(unsubscribe_url=unsubscribe, preferences_url=preferences)
-    list_unsubscribe = f"<{unsubscribe}>"
-    if settings.UNSUBSCRIBE_MAILTO:
-        token = unsubscribe_token.make_token(reader.subscription_id)
-        list_unsubscribe += (
-            f", <mailto:{settings.UNSUBSCRIBE_MAILTO}?subject=unsubscribe%20{token}>"
-        )
-    domain = urlsplit(settings.SITE_URL).hostname or "localhost"
-    message = AnymailMessage(
-        subject=edition.subject,
-        body=text,
-        from_email=settings.NEWSLETTER_FROM_EMAIL,
-        to=[reader.email],
-        headers={
-            # The same id on a copy sent twice, so mailbox providers fold the two.
-            "Message-ID": f"<issue.{issue.pk}.{reader.subscriber_id}@{domain}>",
-            "List-Id": messages.newsletter_list_id(issue.newsletter),
-            "List-Unsubscribe": list_unsubscribe,
-            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-        },
-    )
-    message.attach_alternative(html, "text/html")
-    message.metadata = {
-        "message_type": MESSAGE_TYPE,
-        "issue_id": str(issue.pk),
-        "subscriber_id": str(reader.subscriber_id),
-        "subscription_ids": str(reader.subscription_id),
-    }
-    message.tags = [MESSAGE_TYPE]
-    return message
-
-
-def test_message(issue: Issue, edition: rendering.Edition, *, to: str) -> AnymailMessage:
-    """A copy for an editor to check: the issue as readers get it, its reader links
-    going nowhere, its subject marked as a test."""
-    html, text = edition.for_reader(unsubscribe_url="#", preferences_url="#")
-    message = AnymailMessage(
-        subject=f"[Test] {edition.subject}",
-        body=text,
-        from_email=settings.NEWSLETTER_FROM_EMAIL,
-        to=[to],
-        headers={"List-Id": messages.newsletter_list_id(issue.newsletter)},
-    )
-    message.attach_alternative(html, "text/html")
-    message.metadata = {"message_type": "issue_test", "issue_id": str(issue.pk)}
-    message.tags = ["issue_test"]
-    return message
-
-
 # --- internals ---------------------------------------------------------------------------
 
 
-def _edition(
-    issue: Issue, language: str, editions: dict[str, rendering.Edition]
-) -> rendering.Edition:
-    key = rendering.version(issue, languages.of_subscriber(language)).language
-    if key not in editions:
-        editions[key] = rendering.edition(issue, key, archive_url=archive_url(issue))
-    return editions[key]
-
-
-def archive_url(issue: Issue) -> str:
-    """The issue's public page ("view in your browser"); none for a private newsletter."""
-    if not issue.newsletter.is_public:
-        return ""
-    path = reverse("subscriptions:issue", args=[issue.newsletter.slug, issue.pk])
-    return f"{settings.SITE_URL}{path}"
-
-
-def _send(
-    issue: Issue, readers: list[Reader], editions: dict[str, rendering.Edition]
-) -> tuple[int, Exception | None]:
-    """Send the batch over one connection; returns (sent, the provider's refusal)."""
-    sent: list[int] = []
-    refused: list[tuple[int, str]] = []
-    connection = get_connection()
+def _hand_over(issue: Issue, readers: list[Reader], editions: copies.Editions) -> transport.Handed:
+    handed = transport.Handed(not_sent=[r.delivery_id for r in readers])
     try:
-        connection.open()
-    except Exception as exc:  # noqa: BLE001 - no connection: the provider's part
-        _give_back([r.delivery_id for r in readers])
-        return 0, exc
-    refusal: Exception | None = None
-    try:
-        for position, reader in enumerate(readers):
-            try:
-                message = message_for(issue, reader, _edition(issue, reader.language, editions))
-                message.connection = connection
-                message.send()
-            except _REFUSED_RECIPIENT as exc:
-                refused.append((reader.delivery_id, f"{type(exc).__name__}: {exc}"[:500]))
-            except Exception as exc:  # noqa: BLE001 - anything else stops the batch
-                refusal = exc
-                _give_back([r.delivery_id for r in readers[position:]])
-                break
-            else:
-                sent.append(reader.delivery_id)
+        handed = transport.hand_over(issue, readers, editions)
     finally:
-        # What the provider accepted is recorded whatever happened after.
-        _record(sent, refused)
-        try:
-            connection.close()
-        except Exception:  # noqa: BLE001 - the batch is recorded; a close that fails loses nothing
-            logger.warning("issue %s: closing the connection failed", issue.pk, exc_info=True)
-    return len(sent), refusal
+        # What the provider took is recorded whatever happened after; the rest goes back.
+        _record(handed.sent, handed.refused)
+        _give_back(handed.not_sent)
+    return handed
 
 
 def _record(sent: list[int], refused: list[tuple[int, str]]) -> None:

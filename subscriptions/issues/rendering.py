@@ -94,11 +94,28 @@ class Edition:
 
     def for_reader(self, *, unsubscribe_url: str, preferences_url: str) -> tuple[str, str]:
         """(html, text) with this reader's links."""
-        html = self.html.replace(UNSUBSCRIBE_URL, escape(unsubscribe_url)).replace(
-            PREFERENCES_URL, escape(preferences_url)
+        return self.with_fields(
+            unsubscribe_html=escape(unsubscribe_url),
+            preferences_html=escape(preferences_url),
+            unsubscribe_text=unsubscribe_url,
+            preferences_text=preferences_url,
         )
-        text = self.text.replace(UNSUBSCRIBE_URL, unsubscribe_url).replace(
-            PREFERENCES_URL, preferences_url
+
+    def with_fields(
+        self,
+        *,
+        unsubscribe_html: str,
+        preferences_html: str,
+        unsubscribe_text: str,
+        preferences_text: str,
+    ) -> tuple[str, str]:
+        """(html, text) with the stand-ins replaced: by a reader's links, or by the
+        provider's merge fields for a batch."""
+        html = self.html.replace(UNSUBSCRIBE_URL, unsubscribe_html).replace(
+            PREFERENCES_URL, preferences_html
+        )
+        text = self.text.replace(UNSUBSCRIBE_URL, unsubscribe_text).replace(
+            PREFERENCES_URL, preferences_text
         )
         return html, text
 
