@@ -271,6 +271,7 @@ def test_a_readers_links_are_exactly_what_reverse_makes(language):
         preferences = messages.reader_url(
             "subscriptions:preferences", preferences_token.make_token(subscription.subscriber_id)
         )
+
     # Tokens carry the second they were signed in; the rest must be the same.
     def without_token(url: str) -> str:
         return re.sub(r"/[^/?]+/\?", "/TOKEN/?", url)
@@ -280,3 +281,18 @@ def test_a_readers_links_are_exactly_what_reverse_makes(language):
     assert unsubscribe_token.read_token(urlsplit(made.unsubscribe).path.split("/")[-2]) == (
         subscription.pk
     )
+
+
+def test_a_batch_whose_readers_all_left_does_not_stop_the_issue(monkeypatch):
+    newsletter = NewsletterFactory()
+    people = readers(newsletter, 30)
+    monkeypatch.setattr(transport, "PER_MESSAGE_BATCH", 10)
+    issue = draft(newsletter)
+    monkeypatch.setattr(services, "hand_to_workers", lambda issue_id: None)
+    services.send_now(issue_id=issue.pk, actor="test")
+    Subscription.objects.filter(pk__in=[p.pk for p in people[:10]]).update(status="unsubscribed")
+
+    delivery.send_batches(issue.pk)  # one task's run, no sweep after it
+
+    assert len(mail.outbox) == 20
+    assert Issue.objects.get(pk=issue.pk).status == Issue.Status.SENT

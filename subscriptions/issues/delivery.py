@@ -19,15 +19,15 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from subscriptions.issues import copies, transport
+from subscriptions.issues import claim_statement, copies, transport
 from subscriptions.issues.copies import Reader
 from subscriptions.mail import suppression
 from subscriptions.mail.retry_policy import retry_countdown
-from subscriptions.models import Issue, IssueDelivery, Subscription
+from subscriptions.models import Issue, IssueDelivery, Subscriber, Subscription
 
 logger = logging.getLogger(__name__)
 
@@ -67,9 +67,11 @@ def send_batches(issue_id: int, *, budget_seconds: float = TASK_SECONDS) -> Outc
             outcome.wait = (issue.paused_until - now).total_seconds()
             return outcome
         readers = claim_batch(issue, now=now)
-        if not readers:
+        if readers is None:
             finish_if_done(issue_id)
             return outcome
+        if not readers:
+            continue  # everyone in it left since the issue started
         handed = _hand_over(issue, readers, editions)
         outcome.sent += len(handed.sent)
         if handed.stopped_by is not None:
@@ -83,16 +85,30 @@ def send_batches(issue_id: int, *, budget_seconds: float = TASK_SECONDS) -> Outc
             return outcome
 
 
-def claim_batch(issue: Issue, *, now: datetime, size: int | None = None) -> list[Reader]:
+def claim_batch(issue: Issue, *, now: datetime, size: int | None = None) -> list[Reader] | None:
     """Up to `size` of the issue's readers not sent to yet, claimed for this worker;
-    readers who left since the issue started are marked skipped instead."""
+    readers who left since the issue started are marked skipped instead (so a batch may
+    be empty). None when there was nothing left to claim."""
     size = size or transport.batch_size()
+    stale_before = now - timedelta(seconds=LEASE_SECONDS)
+    if connection.vendor == "postgresql":
+        rows = claim_statement.claim(issue, now=now, stale_before=stale_before, size=size)
+    else:
+        rows = _claim_with_the_orm(issue, now=now, stale_before=stale_before, size=size)
+    return _still_reading(rows) if rows else None
+
+
+def _claim_with_the_orm(
+    issue: Issue, *, now: datetime, stale_before: datetime, size: int
+) -> list[claim_statement.Row]:
+    """`claim_statement.claim`'s rows, the ORM's way (tests/test_issue_claims.py holds
+    the two to the same answers)."""
     with transaction.atomic():
         left = IssueDelivery.objects.select_for_update(skip_locked=True).filter(issue=issue)
         # Two ordered index scans, not one OR: a million queued rows must not be sorted
         # for every batch.
         stale = list(
-            left.filter(status=Copy.SENDING, claimed_at__lt=now - timedelta(seconds=LEASE_SECONDS))
+            left.filter(status=Copy.SENDING, claimed_at__lt=stale_before)
             .order_by("id")
             .values_list("id", "subscriber_id")[:size]
         )
@@ -101,31 +117,53 @@ def claim_batch(issue: Issue, *, now: datetime, size: int | None = None) -> list
             .order_by("id")
             .values_list("id", "subscriber_id")[: size - len(stale)]
         )
-        claimed = stale + queued
+        # In id order, as the statement returns them.
+        claimed = sorted(stale + queued)
         if not claimed:
             return []
         IssueDelivery.objects.filter(id__in=[pk for pk, _ in claimed]).update(
             status=Copy.SENDING, claimed_at=now, attempts=F("attempts") + 1
         )
-    return _still_reading(issue, dict((subscriber, pk) for pk, subscriber in claimed))
+    subscriptions = {
+        subscriber_id: (subscription_id, status)
+        for subscriber_id, subscription_id, status in Subscription.objects.filter(
+            newsletter_id=issue.newsletter_id, subscriber_id__in=[s for _, s in claimed]
+        ).values_list("subscriber_id", "id", "status")
+    }
+    people = {
+        pk: (email, language)
+        for pk, email, language in Subscriber.objects.filter(
+            pk__in=[s for _, s in claimed]
+        ).values_list("pk", "email", "language")
+    }
+    return [
+        claim_statement.Row(
+            delivery_id,
+            subscriber_id,
+            *subscriptions.get(subscriber_id, (None, None)),
+            *people.get(subscriber_id, (None, "")),
+        )
+        for delivery_id, subscriber_id in claimed
+    ]
 
 
-def _still_reading(issue: Issue, delivery_by_subscriber: dict[int, int]) -> list[Reader]:
-    rows = Subscription.objects.filter(
-        newsletter_id=issue.newsletter_id, subscriber_id__in=list(delivery_by_subscriber)
-    ).values_list("subscriber_id", "id", "status", "subscriber__email", "subscriber__language")
+def _still_reading(rows: list[claim_statement.Row]) -> list[Reader]:
+    """The claimed copies to send: the rule of who still reads, in one place for both
+    ways of claiming. A reader whose subscription is no longer active, or gone (their
+    person erased since), or whose address is suppressed, is skipped with the reason."""
     readers = []
     gone: dict[str, list[int]] = {}
-    for subscriber_id, subscription_id, status, email, language in rows:
-        delivery_id = delivery_by_subscriber.pop(subscriber_id)
-        if status != Subscription.Status.ACTIVE:
-            gone.setdefault(status, []).append(delivery_id)
-            continue
-        readers.append(Reader(delivery_id, subscriber_id, email, language, subscription_id))
-    # A subscription that no longer exists (its person was erased between the claim and
-    # this read; the erasure removes the copy itself as well).
-    if delivery_by_subscriber:
-        gone.setdefault("gone", []).extend(delivery_by_subscriber.values())
+    for row in rows:
+        if row.subscription_id is None or row.email is None:
+            gone.setdefault("gone", []).append(row.delivery_id)
+        elif row.status != Subscription.Status.ACTIVE:
+            gone.setdefault(str(row.status), []).append(row.delivery_id)
+        else:
+            readers.append(
+                Reader(
+                    row.delivery_id, row.subscriber_id, row.email, row.language, row.subscription_id
+                )
+            )
     stopped = suppression.suppressed_among([r.email for r in readers], kind=copies.MESSAGE_TYPE)
     if stopped:
         gone.setdefault("suppressed", []).extend(
@@ -133,7 +171,7 @@ def _still_reading(issue: Issue, delivery_by_subscriber: dict[int, int]) -> list
         )
         readers = [r for r in readers if r.email not in stopped]
     for reason, delivery_ids in gone.items():
-        IssueDelivery.objects.filter(id__in=delivery_ids).update(status=Copy.SKIPPED, error=reason)
+        _set(delivery_ids, status=Copy.SKIPPED, error=reason)
     return readers
 
 
@@ -171,11 +209,9 @@ def _hand_over(issue: Issue, readers: list[Reader], editions: copies.Editions) -
 
 
 def _record(sent: list[int], refused: list[tuple[int, str]]) -> None:
-    now = timezone.now()
-    if sent:
-        IssueDelivery.objects.filter(id__in=sent).update(status=Copy.SENT, sent_at=now)
+    _set(sent, status=Copy.SENT, sent_at=timezone.now())
     for delivery_id, error in refused:
-        IssueDelivery.objects.filter(id=delivery_id).update(status=Copy.FAILED, error=error)
+        _set([delivery_id], status=Copy.FAILED, error=error)
 
 
 def _give_back(delivery_ids: list[int]) -> None:
@@ -183,6 +219,17 @@ def _give_back(delivery_ids: list[int]) -> None:
     IssueDelivery.objects.filter(id__in=delivery_ids, status=Copy.SENDING).update(
         status=Copy.QUEUED, claimed_at=None, attempts=F("attempts") - 1
     )
+
+
+def _set(delivery_ids: list[int], **values: object) -> None:
+    """Update a batch's copies by id: on PostgreSQL with one array parameter, not an
+    IN list of a thousand (whose placeholders the driver and the planner each parse)."""
+    if not delivery_ids:
+        return
+    if connection.vendor == "postgresql":
+        claim_statement.update(delivery_ids, values)
+    else:
+        IssueDelivery.objects.filter(id__in=delivery_ids).update(**values)
 
 
 def _pause_for_refusal(issue_id: int, refusal: Exception) -> float | None:
