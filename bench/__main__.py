@@ -21,6 +21,7 @@ BENCHMARKS = [
     ("goal_reads", []),
     ("import_export", []),
     ("erasure", []),
+    ("issue_send", []),
     ("peer", ["--seconds", "10"]),
     ("servers", ["--seconds", "6"]),
 ]
