@@ -88,3 +88,24 @@ def test_the_statement_and_the_orm_claim_alike(monkeypatch):
     assert reasons == {"unsubscribed", "bounced", "suppressed"}
     # The copies whose worker died long ago go in the first batch.
     assert {"35@example.org", "36@example.org"} <= {email for email, _ in with_statement[0]}
+
+
+def test_erasing_a_person_or_deleting_an_issue_leaves_no_copy_behind(monkeypatch):
+    """The copies' keys are not checked by the database; Django's collector removes
+    them with what they belong to."""
+    from subscriptions.models import Issue
+    from subscriptions.privacy import personal_data
+
+    monkeypatch.setattr(services, "hand_to_workers", lambda issue_id: None)
+    newsletter = NewsletterFactory()
+    people = readers(newsletter, 3)
+    issue = draft(newsletter)
+    services.send_now(issue_id=issue.pk, actor="t")
+    leaving = people[0].subscriber
+
+    personal_data.erase_subscriber(subscriber_id=leaving.pk, actor="admin:ann")
+    assert not IssueDelivery.objects.filter(subscriber_id=leaving.pk).exists()
+    assert IssueDelivery.objects.filter(issue=issue).count() == 2
+
+    Issue.objects.filter(pk=issue.pk).delete()
+    assert not IssueDelivery.objects.exists()

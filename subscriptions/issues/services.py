@@ -199,15 +199,16 @@ def _start(issue: Issue, *, now: datetime) -> None:
 
 
 def _fix_audience(issue: Issue) -> int:
-    """One delivery row per active reader, written by the database in one statement."""
+    """One delivery row per active reader, written by the database in one statement.
+    Once per issue: the caller holds the issue's row lock and has seen it unstarted (a
+    second run would break the unique (subscriber, issue) pair, not double anyone)."""
     delivery = IssueDelivery._meta.db_table
     subscription = Subscription._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {delivery} (issue_id, subscriber_id, status, attempts, error) "  # noqa: S608 - names from the models
             f"SELECT %s, subscriber_id, %s, 0, '' FROM {subscription} "
-            "WHERE newsletter_id = %s AND status = %s "
-            "ON CONFLICT DO NOTHING",
+            "WHERE newsletter_id = %s AND status = %s",
             [
                 issue.pk,
                 IssueDelivery.Status.QUEUED,

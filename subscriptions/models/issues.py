@@ -86,14 +86,28 @@ class IssueDelivery(models.Model):
         # Unsubscribed, bounced, complained or suppressed by the time its batch was claimed.
         SKIPPED = "skipped", "Skipped"
 
+    # Neither key is checked by the database (db_constraint=False): an audience is one
+    # INSERT ... SELECT of a million rows, whose per-row foreign-key checks took two
+    # thirds of its time (BENCHMARKS.md). Every row comes from the subscriptions that
+    # statement reads, under the issue's row lock, and rows leave only through Django's
+    # deletion collector (CASCADE: an erasure, a draft's deletion), which
+    # tests/test_issue_claims.py holds to leaving no copy behind.
     issue = models.ForeignKey(
-        Issue, on_delete=models.CASCADE, related_name="deliveries", db_index=False
+        Issue,
+        on_delete=models.CASCADE,
+        related_name="deliveries",
+        db_index=False,
+        db_constraint=False,
     )
     # CASCADE: erasing a person removes their copies with them. Their subscription is
     # the (subscriber, newsletter) pair, found through its unique index when a batch is
     # claimed: a column for it would cost a million-reader audience another index.
     subscriber = models.ForeignKey(
-        Subscriber, on_delete=models.CASCADE, related_name="issue_deliveries", db_index=False
+        Subscriber,
+        on_delete=models.CASCADE,
+        related_name="issue_deliveries",
+        db_index=False,
+        db_constraint=False,
     )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
     # Claims taken: more than one on a sent copy means its batch may have gone out twice
