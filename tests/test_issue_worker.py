@@ -68,8 +68,7 @@ def start_worker(own_queue, tmp_path) -> Iterator[Callable[[str], WorkerProcess]
                 "REDIS_URL": celery_app.conf.broker_url,
                 "EMAIL_BACKEND": "anymail.backends.postmark.EmailBackend",
                 "ANYMAIL": (
-                    '{"POSTMARK_SERVER_TOKEN": "test-token", '
-                    f'"POSTMARK_API_URL": "{api_url}"}}'
+                    f'{{"POSTMARK_SERVER_TOKEN": "test-token", "POSTMARK_API_URL": "{api_url}"}}'
                 ),
             },
             log_path=tmp_path / f"worker-{len(started)}.log",
