@@ -3,7 +3,7 @@
 Each script starts what it needs and prints its figures with the ratio to a baseline
 measured in the same run; this prints them as they come, then which targets were met.
 Nothing else should load the machine meanwhile: the figures are only comparable
-within a run. About ten minutes.
+within a run. About thirteen minutes.
 """
 
 import subprocess
