@@ -271,6 +271,8 @@ SOFT_BOUNCE_WINDOW_DAYS = env.int("SOFT_BOUNCE_WINDOW_DAYS", default=30)
 UNSUBSCRIBE_MAILTO = env.str("UNSUBSCRIBE_MAILTO", default="")
 # The newsroom's postal address, printed under every issue (CAN-SPAM asks for one).
 NEWSROOM_POSTAL_ADDRESS = env.str("NEWSROOM_POSTAL_ADDRESS", default="")
+# Messages a second all workers together hand the provider for issues (0: no cap).
+ISSUE_MESSAGES_PER_SECOND = env.int("ISSUE_MESSAGES_PER_SECOND", default=0)
 
 # --- Editors: imports, privacy requests ---------------------------------------------------
 # Where uploaded import files and their reports are kept; web and worker must share it.

@@ -23,7 +23,7 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from subscriptions.issues import claim_statement, copies, transport
+from subscriptions.issues import claim_statement, copies, throttle, transport
 from subscriptions.issues.copies import Reader
 from subscriptions.mail import suppression
 from subscriptions.mail.retry_policy import retry_countdown
@@ -72,6 +72,7 @@ def send_batches(issue_id: int, *, budget_seconds: float = TASK_SECONDS) -> Outc
             return outcome
         if not readers:
             continue  # everyone in it left since the issue started
+        throttle.wait_for(len(readers))
         handed = _hand_over(issue, readers, editions)
         outcome.sent += len(handed.sent)
         if handed.stopped_by is not None:

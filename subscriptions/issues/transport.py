@@ -13,7 +13,7 @@ from anymail.exceptions import AnymailInvalidAddress, AnymailRecipientsRefused
 from django.conf import settings
 from django.core.mail import get_connection
 
-from subscriptions.issues import copies
+from subscriptions.issues import copies, throttle
 from subscriptions.issues.copies import Reader
 from subscriptions.models import Issue
 
@@ -46,9 +46,11 @@ def batch_api() -> BatchApi | None:
 
 
 def batch_size() -> int:
-    """Readers a worker claims at a time: one call's worth where there is a batch API."""
+    """Readers a worker claims at a time: one call's worth where there is a batch API,
+    and no more than the cap lets go in a second."""
     api = batch_api()
-    return api.recipients_per_call if api else PER_MESSAGE_BATCH
+    size = api.recipients_per_call if api else PER_MESSAGE_BATCH
+    return min(size, throttle.per_second()) if throttle.per_second() else size
 
 
 @dataclass
