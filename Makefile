@@ -41,7 +41,7 @@ $(AXE): package.json package-lock.json
 test: venv lint $(BROWSER_TOOLS)
 	$(TEST_ENV) $(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# Every benchmark (bench/__main__.py), on the real PostgreSQL and Redis: about thirteen
+# Every benchmark (bench/__main__.py), on the real PostgreSQL and Redis: about sixteen
 # minutes. wrk, the load generator, comes from Debian's packages.
 bench: venv
 	command -v wrk >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk)
