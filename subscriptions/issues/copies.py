@@ -50,12 +50,10 @@ def links(issue: Issue, reader: Reader) -> Links:
     unsubscribe_at, preferences_at = _link_templates(
         issue.pk, languages.of_subscriber(reader.language), settings.SITE_URL
     )
-    unsubscribe = unsubscribe_at.replace(
-        _SIGNED_ID, unsubscribe_token.make_token(reader.subscription_id)
-    )
+    token = unsubscribe_token.make_token(reader.subscription_id)
+    unsubscribe = unsubscribe_at.replace(_SIGNED_ID, token)
     list_unsubscribe = f"<{unsubscribe}>"
     if settings.UNSUBSCRIBE_MAILTO:
-        token = unsubscribe_token.make_token(reader.subscription_id)
         list_unsubscribe += (
             f", <mailto:{settings.UNSUBSCRIBE_MAILTO}?subject=unsubscribe%20{token}>"
         )
