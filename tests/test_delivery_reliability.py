@@ -170,6 +170,8 @@ def test_server_errors_are_retried_until_postmark_accepts_the_message(worker, po
     outbound = sign_up()
 
     wait_for(lambda: row(outbound).status == OutboundEmail.Status.SENT, what="the row to be sent")
+    # The row is committed a moment before the task returns and task_postrun records it.
+    wait_for(lambda: len(outcomes) == 3, what="the third run to end")
     sent = row(outbound)
     posts = stub.exchanges
     assert [exchange.status for exchange in posts] == [500, 500, 200]
