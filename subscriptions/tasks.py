@@ -73,7 +73,7 @@ def _esp_message_id(message: object) -> str:
 def send_issue(issue_id: int) -> int:
     """Send batches of an issue for a while, then hand the rest to a fresh task (or the
     same after the provider's wait); returns how many copies it sent."""
-    outcome = issue_delivery.send_batches(issue_id)
+    outcome = issue_delivery.send_batches_alone(issue_id)
     if outcome.wait is not None:
         send_issue.apply_async((issue_id,), countdown=outcome.wait)
     elif outcome.more:

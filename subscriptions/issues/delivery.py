@@ -8,13 +8,15 @@ provider (`transport.py`).
   complained or was suppressed since the issue started is skipped.
 - A copy is marked sent only after the provider accepted it. A worker that dies between
   the provider's answer and our record leaves its batch to be claimed again, so at most
-  that one batch goes out twice; those copies count as sent more than once
+  that one batch goes out twice (a worker process sends one batch at a time, whatever
+  its concurrency: `send_batches_alone`); those copies count as sent more than once
   (`attempts > 1`) in the report (sent one by one, both carry the same Message-ID).
 - A provider that refuses (429, 5xx, no connection) pauses the issue with a growing
   wait; nothing is marked failed for it, and the unsent part of the batch goes back.
 """
 
 import logging
+import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -38,6 +40,9 @@ LEASE_SECONDS = 300
 TASK_SECONDS = 60
 # Refusals in a row after which the issue waits for an editor instead of retrying.
 REFUSALS_BEFORE_PAUSE = 8
+# How soon a task that found its process already sending tries again.
+BUSY_RETRY_SECONDS = 2.0
+_one_batch_at_a_time = threading.Lock()
 
 Copy = IssueDelivery.Status
 
@@ -84,6 +89,19 @@ def send_batches(issue_id: int, *, budget_seconds: float = TASK_SECONDS) -> Outc
         if time.monotonic() > deadline:
             outcome.more = True
             return outcome
+
+
+def send_batches_alone(issue_id: int) -> Outcome:
+    """`send_batches`, unless this process is already sending (another task of its
+    thread pool, for this issue or another): then come back shortly, when another
+    worker may have taken the task. So a process that dies can leave at most the one
+    batch it had in flight sent and unrecorded."""
+    if not _one_batch_at_a_time.acquire(blocking=False):
+        return Outcome(wait=BUSY_RETRY_SECONDS)
+    try:
+        return send_batches(issue_id)
+    finally:
+        _one_batch_at_a_time.release()
 
 
 def claim_batch(issue: Issue, *, now: datetime, size: int | None = None) -> list[Reader] | None:
