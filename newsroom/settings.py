@@ -271,8 +271,10 @@ SOFT_BOUNCE_WINDOW_DAYS = env.int("SOFT_BOUNCE_WINDOW_DAYS", default=30)
 UNSUBSCRIBE_MAILTO = env.str("UNSUBSCRIBE_MAILTO", default="")
 # The newsroom's postal address, printed under every issue (CAN-SPAM asks for one).
 NEWSROOM_POSTAL_ADDRESS = env.str("NEWSROOM_POSTAL_ADDRESS", default="")
-# Messages a second all workers together hand the provider for issues (0: no cap).
+# Messages a second, and in any hour, all workers together hand the provider for issues
+# (0: no cap): a plan's limits.
 ISSUE_MESSAGES_PER_SECOND = env.int("ISSUE_MESSAGES_PER_SECOND", default=0)
+ISSUE_MESSAGES_PER_HOUR = env.int("ISSUE_MESSAGES_PER_HOUR", default=0)
 
 # --- Editors: imports, privacy requests ---------------------------------------------------
 # Where uploaded import files and their reports are kept; web and worker must share it.
@@ -366,8 +368,7 @@ RATE_LIMITS = {
     "api-email": env.str("RATE_LIMIT_API_EMAIL", default="5/h"),
 }
 RATE_LIMIT_REDIS_URL = env.str("RATE_LIMIT_REDIS_URL", default=REDIS_URL)
-# RATE_LIMIT_REDIS_URL is a node of a Redis Cluster (any one; the client finds the rest),
-# reached through redis-py's cluster client. A cluster has only database 0.
+# RATE_LIMIT_REDIS_URL is any node of a Redis Cluster (which has only database 0).
 RATE_LIMIT_REDIS_CLUSTER = env.bool("RATE_LIMIT_REDIS_CLUSTER", default=False)
 # Bot trap: every sign-up carries a signed form token; one sent sooner than this after the
 # form was rendered, or later than the max age, or already used for another address, may

@@ -284,9 +284,8 @@ class IssueAdmin(admin.ModelAdmin):
                 "skipped": progress.skipped,
                 "left": progress.left,
                 "sent_more_than_once": progress.sent_more_than_once,
-                "waiting_for_provider": bool(
-                    issue.paused_until and issue.paused_until > timezone.now()
-                ),
+                # For the provider (a refusal) or for the hourly cap: last_error says.
+                "waiting": bool(issue.paused_until and issue.paused_until > timezone.now()),
                 "last_error": issue.last_error,
             }
         )

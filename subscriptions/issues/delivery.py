@@ -71,14 +71,24 @@ def send_batches(issue_id: int, *, budget_seconds: float = TASK_SECONDS) -> Outc
         if issue.paused_until and issue.paused_until > now:
             outcome.wait = (issue.paused_until - now).total_seconds()
             return outcome
-        readers = claim_batch(issue, now=now)
-        if readers is None:
-            finish_if_done(issue_id)
+        size = transport.batch_size()
+        hour_wait, ticket = throttle.take_hour(size)
+        if hour_wait:
+            if not finish_if_done(issue_id):  # a full hour is no reason to wait if all went
+                outcome.wait = _wait_for_the_hour(issue_id, hour_wait)
             return outcome
-        if not readers:
-            continue  # everyone in it left since the issue started
-        throttle.wait_for(len(readers))
-        handed = _hand_over(issue, readers, editions)
+        handed = transport.Handed()
+        try:
+            readers = claim_batch(issue, now=now, size=size)
+            if readers is None:
+                finish_if_done(issue_id)
+                return outcome
+            if not readers:
+                continue  # everyone in it left since the issue started
+            throttle.wait_for(len(readers))
+            handed = _hand_over(issue, readers, editions)
+        finally:
+            throttle.settle_hour(ticket, len(handed.sent) + len(handed.refused))
         outcome.sent += len(handed.sent)
         if handed.stopped_by is not None:
             outcome.wait = _pause_for_refusal(issue_id, handed.stopped_by)
@@ -251,6 +261,21 @@ def _set(delivery_ids: list[int], **values: object) -> None:
         IssueDelivery.objects.filter(id__in=delivery_ids).update(**values)
 
 
+def _wait_for_the_hour(issue_id: int, seconds: float) -> float:
+    """The hourly cap is reached: the issue waits (shown to editors) until it has room."""
+    until = timezone.now() + timedelta(seconds=seconds)
+    Issue.objects.filter(pk=issue_id, status=Issue.Status.SENDING).update(
+        paused_until=until,
+        last_error=(
+            f"The hourly cap of {throttle.per_hour():,} messages "
+            f"(ISSUE_MESSAGES_PER_HOUR) is reached; sending goes on at "
+            f"{timezone.localtime(until):%H:%M} ({timezone.get_current_timezone_name()})."
+        ),
+    )
+    logger.info("issue %s: at the hourly cap, waiting %.0f s", issue_id, seconds)
+    return seconds
+
+
 def _pause_for_refusal(issue_id: int, refusal: Exception) -> float | None:
     """Wait before the next batch, longer after each refusal in a row; returns seconds.
     After `REFUSALS_BEFORE_PAUSE` in a row it is no outage but a cause for someone to
@@ -259,7 +284,7 @@ def _pause_for_refusal(issue_id: int, refusal: Exception) -> float | None:
     with transaction.atomic():
         issue = Issue.objects.select_for_update().get(pk=issue_id)
         issue.provider_refusals += 1
-        issue.last_error = f"{type(refusal).__name__}: {refusal}"[:500]
+        issue.last_error = f"The provider said: {type(refusal).__name__}: {refusal}"[:500]
         wait: float | None = retry_countdown(issue.provider_refusals)
         if issue.provider_refusals >= REFUSALS_BEFORE_PAUSE:
             issue.status = Issue.Status.PAUSED

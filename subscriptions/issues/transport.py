@@ -47,10 +47,11 @@ def batch_api() -> BatchApi | None:
 
 def batch_size() -> int:
     """Readers a worker claims at a time: one call's worth where there is a batch API,
-    and no more than the cap lets go in a second."""
+    and no more than the caps let go in a second or an hour."""
     api = batch_api()
     size = api.recipients_per_call if api else PER_MESSAGE_BATCH
-    return min(size, throttle.per_second()) if throttle.per_second() else size
+    caps = [cap for cap in (throttle.per_second(), throttle.per_hour()) if cap]
+    return min([size, *caps])
 
 
 @dataclass

@@ -32,9 +32,9 @@
           ["percent", "audience", "sent", "queued", "left", "skipped", "failed",
            "sent_more_than_once", "status_label"].forEach(function (name) { set(name, progress[name]); });
           var error = box.querySelector('[data-issue="last_error"]');
-          if (error && progress.last_error && progress.waiting_for_provider) {
+          if (error && progress.last_error && progress.waiting) {
             error.hidden = false;
-            error.textContent = "Waiting for the provider, which said: " + progress.last_error;
+            error.textContent = progress.last_error;
           }
           if (progress.status !== shown) {
             window.location.reload();
