@@ -82,8 +82,8 @@ class MailgunStub:
         if status != 200:
             return status
         started = time.perf_counter()
-        call = _parse(path, content_type, body)
-        problems = _check(call)
+        call = self.parse(path, content_type, body)
+        problems = self.check(call)
         with self._lock:
             self.busy_seconds += time.perf_counter() - started
             self.accepted_calls += 1
@@ -93,6 +93,20 @@ class MailgunStub:
                 self.calls.append(call)
         return 200
 
+    def parse(self, path: str, content_type: str, body: bytes) -> Call:
+        return _parse(path, content_type, body)
+
+    def check(self, call: Call) -> list[str]:
+        return _check(call)
+
+    def answer(self, status: int) -> tuple[int, dict[str, str], bytes]:
+        """The status, headers and body to answer a call with."""
+        if status == 200:
+            answer = {"id": f"<{uuid.uuid4().hex}@stub>", "message": "Queued. Thank you."}
+        else:
+            answer = {"message": "stand-in's scripted refusal"}
+        return status, {"Content-Type": "application/json"}, json.dumps(answer).encode()
+
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         stub = self
 
@@ -101,14 +115,11 @@ class MailgunStub:
 
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                status = stub.accept(self.path, self.headers.get("Content-Type", ""), body)
-                if status == 200:
-                    answer = {"id": f"<{uuid.uuid4().hex}@stub>", "message": "Queued. Thank you."}
-                else:
-                    answer = {"message": "stand-in's scripted refusal"}
-                raw = json.dumps(answer).encode()
+                accepted = stub.accept(self.path, self.headers.get("Content-Type", ""), body)
+                status, headers, raw = stub.answer(accepted)
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                for name, value in headers.items():
+                    self.send_header(name, value)
                 self.send_header("Content-Length", str(len(raw)))
                 self.end_headers()
                 self.wfile.write(raw)

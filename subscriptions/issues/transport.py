@@ -32,12 +32,22 @@ class BatchApi:
     merge_field: str
     # Recipients one call may carry.
     recipients_per_call: int
+    # Told to anymail for each call (`esp_extra`).
+    esp_extra: dict[str, str] = field(default_factory=dict)
 
 
 # anymail backends whose batch sending substitutes variables in the body as sent, from
-# each provider's documentation (Mailgun: "recipient variables", 1,000 a call).
+# each provider's documentation: Mailgun's "recipient variables" and SendGrid's
+# "substitutions" (one personalization a reader), 1,000 a call each. Postmark's and
+# Amazon SES's batch APIs fill a template stored at the provider, not the body we
+# render (anymail: "merge_data without template_id" is unsupported), so they send one
+# message a reader, over one connection.
+_RECIPIENT = "%recipient.{}%"
 BATCH_APIS = {
-    "anymail.backends.mailgun.EmailBackend": BatchApi("%recipient.{}%", 1000),
+    "anymail.backends.mailgun.EmailBackend": BatchApi(_RECIPIENT, 1000),
+    "anymail.backends.sendgrid.EmailBackend": BatchApi(
+        _RECIPIENT, 1000, {"merge_field_format": _RECIPIENT}
+    ),
 }
 
 
@@ -90,6 +100,8 @@ def _in_batches(
         message = copies.batch_message(
             issue, call, editions.of(call[0].language), merge_field=api.merge_field
         )
+        if api.esp_extra:
+            message.esp_extra = dict(api.esp_extra)
         message.connection = connection
         try:
             message.send()
