@@ -21,7 +21,6 @@ and analysed, and sent from at once: no checkpoint is forced. It is dropped at t
 """
 
 import argparse
-import os
 import smtplib
 import subprocess
 import sys
@@ -223,15 +222,8 @@ def _send(issue_id: int, env: dict[str, str], count: int) -> Sent:
 
 def _worker(n: int, env: dict[str, str]) -> subprocess.Popen:
     log = (harness.REPO / "var" / f"bench-issue-worker-{n}.log").open("ab")
-    # BENCH_WORKER_NICE: run the workers at a lower CPU priority than the site.
-    nice = (
-        ["nice", "-n", os.environ["BENCH_WORKER_NICE"]]
-        if os.environ.get("BENCH_WORKER_NICE")
-        else []
-    )
     return subprocess.Popen(  # noqa: S603 - our interpreter and arguments
         [
-            *nice,
             harness.PYTHON, "-m", "celery", "-A", "newsroom", "worker",
             "--pool", "threads", "--concurrency", "1",
             "--without-gossip", "--without-mingle", "-n", f"bench-issue-{n}@%h",

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import environ
 
+from newsroom import beat_schedule
 from newsroom.content_policy import content_security_policy
 from newsroom.log_privacy import logging_config
 from newsroom.webhook_secret import refuse_placeholder_webhook_secret
@@ -161,43 +162,18 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "socket_timeout": 5,
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-# A worker keeps trying to reach a broker that is down for as long as it takes (Celery
-# gives up after 100 attempts and exits by default).
+# A worker tries a broker that is down for as long as it takes (Celery's default exits).
 CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 # celery 5.7.0's consumer exits the worker when the broker drops while tasks are in flight
 # (see newsroom/worker_consumer.py).
 CELERY_WORKER_CONSUMER = "newsroom.worker_consumer:Consumer"
-# Sends in flight when the broker drops are left to finish (cancelling them would cut
-# them off mid-conversation with the ESP); the outbox row records how each ended.
+# Sends in flight when the broker drops are left to finish (not cut off mid-conversation
+# with the ESP); the outbox row records how each ended.
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 CELERY_TIMEZONE = TIME_ZONE
-# Seconds between two sweeps of the outbox (emails whose enqueue failed while the broker
-# was down, lost tasks, and a pending import's confirmations as they fall due), and of the
-# unsubscribes kept in Redis while the database was unavailable. Not an operator's knob:
-# the promise that mail queued during a broker outage leaves within 30 s rests on it.
-OUTBOX_SWEEP_INTERVAL = 10
-CELERY_BEAT_SCHEDULE = {
-    "requeue-stale-work": {
-        "task": "subscriptions.tasks.requeue_stale_outbound_emails",
-        "schedule": OUTBOX_SWEEP_INTERVAL,
-    },
-    "apply-deferred-unsubscribes": {
-        "task": "subscriptions.tasks.apply_deferred_unsubscribes",
-        "schedule": OUTBOX_SWEEP_INTERVAL,
-    },
-    "take-newsletter-snapshots": {
-        "task": "subscriptions.tasks.take_newsletter_snapshots",
-        "schedule": 3600,
-    },
-    "discard-expired-personal-data": {
-        "task": "subscriptions.tasks.expire_unconfirmed_subscriptions",
-        "schedule": 86_400,
-    },
-    "reconcile-member-count": {
-        "task": "subscriptions.tasks.reconcile_member_count",
-        "schedule": 60,
-    },
-}
+# What beat runs and how often (newsroom/beat_schedule.py).
+OUTBOX_SWEEP_INTERVAL = beat_schedule.OUTBOX_SWEEP_INTERVAL
+CELERY_BEAT_SCHEDULE = beat_schedule.BEAT_SCHEDULE
 
 CACHES = {
     "default": (
@@ -275,6 +251,9 @@ NEWSROOM_POSTAL_ADDRESS = env.str("NEWSROOM_POSTAL_ADDRESS", default="")
 # (0: no cap): a plan's limits.
 ISSUE_MESSAGES_PER_SECOND = env.int("ISSUE_MESSAGES_PER_SECOND", default=0)
 ISSUE_MESSAGES_PER_HOUR = env.int("ISSUE_MESSAGES_PER_HOUR", default=0)
+# How much lower than the site's requests an issue's sending runs for the CPU (a nice
+# increment, 0-19), where workers share a machine with the site.
+ISSUE_SEND_NICENESS = env.int("ISSUE_SEND_NICENESS", default=19)
 
 # --- Editors: imports, privacy requests ---------------------------------------------------
 # Where uploaded import files and their reports are kept; web and worker must share it.
