@@ -557,14 +557,14 @@ def test_the_import_page_follows_the_state_live_in_a_browser(page, site, admin_c
         [{"name": settings.SESSION_COOKIE_NAME, "value": session, "url": site}]
     )
     page.goto(site + reverse("admin:subscriptions_subscriberimport_change", args=[job.pk]))
-    state = page.locator('[data-import="state"]')
+    state = page.locator('[data-value="state_label"]')
     expect(state).to_have_text("Queued")
 
     SubscriberImport.objects.filter(pk=job.pk).update(
         state=SubscriberImport.State.RUNNING, phase=SubscriberImport.Phase.READING, rows_read=7
     )
     expect(state).to_have_text("Running")
-    expect(page.locator('[data-import="phase"]')).to_have_text("Reading and checking rows")
+    expect(page.locator('[data-value="phase"]')).to_have_text("Reading and checking rows")
     SubscriberImport.objects.filter(pk=job.pk).update(
         state=SubscriberImport.State.DONE, phase=SubscriberImport.Phase.FINISHED
     )

@@ -704,7 +704,7 @@ def test_an_editor_uploads_a_file_and_watches_the_import_finish(
         1,
         1,
     )
-    assert 'data-status-url="' in page and "Download the skipped rows" in page
+    assert 'data-progress-url="' in page and "Download the skipped rows" in page
     assert download["Content-Disposition"].startswith("attachment")
     assert b"nope" in b"".join(download.streaming_content)
     assert Path(job.file_path).name.startswith("upload-")  # never the uploader's name
@@ -765,21 +765,21 @@ def test_the_import_page_moves_its_bar_and_shows_the_summary_at_the_end(
         [{"name": settings.SESSION_COOKIE_NAME, "value": session, "url": site}]
     )
     page.goto(site + reverse("admin:subscriptions_subscriberimport_change", args=[job.pk]))
-    bar = page.locator('#import-progress progress[data-import="percent"]')
+    bar = page.locator('#import-progress progress[data-value="percent"]')
     assert bar.get_attribute("value") == "22"
 
     # The worker writes its progress; the page shows it without a reload.
     SubscriberImport.objects.filter(pk=job.pk).update(bytes_read=750, rows_read=7_500, added=7_400)
     expect(bar).to_have_attribute("value", "67", timeout=10_000)
-    expect(page.locator('[data-import="rows_read"]')).to_have_text("7,500")
+    expect(page.locator('[data-value="rows_read"]')).to_have_text("7,500")
     screenshot_of(page.locator("#import-progress"), "import-progress-running")
 
     SubscriberImport.objects.filter(pk=job.pk).update(
         state=SubscriberImport.State.DONE, bytes_read=1000, rows_read=10_000, added=9_900
     )
     expect(bar).to_have_attribute("value", "100", timeout=10_000)
-    expect(page.locator('[data-import="state"]')).to_have_text("Done")
-    expect(page.locator('[data-import="added"]')).to_have_text("9,900")
+    expect(page.locator('[data-value="state_label"]')).to_have_text("Done")
+    expect(page.locator('[data-value="added"]')).to_have_text("9,900")
 
 
 def test_an_active_upload_without_a_consent_basis_is_refused(admin_client, newsletter) -> None:

@@ -8,6 +8,7 @@ from django.test import Client
 from django.urls import reverse
 
 from subscriptions.admin.roles import EDITORS_GROUP
+from subscriptions.issues import services
 from subscriptions.models import Issue
 from tests.factories import NewsletterFactory
 from tests.issue_support import draft, readers
@@ -161,3 +162,64 @@ def test_a_sent_issue_can_no_longer_be_edited(newsletter):
 
     issue.refresh_from_db()
     assert issue.subject == "As sent"
+
+
+def test_a_save_that_lands_after_sending_started_changes_nothing_and_says_so(newsletter):
+    issue = draft(newsletter, subject="As written")
+    client = logged_in(can_send=True)
+    client.get(url("change", issue))  # the form, opened while it was a draft
+    services.send_now(issue_id=issue.pk, actor="another editor")
+    Issue.objects.filter(pk=issue.pk).update(status=Issue.Status.SENT)  # and it went out
+
+    response = client.post(
+        url("change", issue),
+        {"newsletter": newsletter.pk, "subject": "Rewritten", "body": "x"},
+        follow=True,
+    )
+
+    issue.refresh_from_db()
+    assert (issue.subject, issue.status) == ("As written", "sent")
+    shown = [str(m) for m in response.context["messages"]]
+    assert any("stays as it went out" in m for m in shown), shown
+    assert not any("changed successfully" in m for m in shown), shown
+
+
+def test_a_draft_is_written_and_edited_through_the_service(newsletter, monkeypatch):
+    calls: list[str] = []
+    for name in ("create_issue", "edit_issue"):
+        original = getattr(services, name)
+        monkeypatch.setattr(
+            services,
+            name,
+            lambda *a, _name=name, _original=original, **k: (
+                calls.append(_name) or _original(*a, **k)
+            ),
+        )
+    client = logged_in(can_send=False)
+    client.post(
+        reverse("admin:subscriptions_issue_add"),
+        {
+            "newsletter": newsletter.pk,
+            "subject": "Thursday",
+            "body": "Hello.",
+            "subject_uk": "Четвер",
+        },
+    )
+    issue = Issue.objects.get()
+    client.post(
+        url("change", issue),
+        {
+            "newsletter": newsletter.pk,
+            "subject": "Friday",
+            "body": "Hello.",
+            "subject_uk": "Четвер",
+        },
+    )
+
+    issue.refresh_from_db()
+    assert calls == ["create_issue", "edit_issue"]
+    assert (issue.subject, issue.subject_uk, issue.created_by) == (
+        "Friday",
+        "Четвер",
+        "admin:olena",
+    )

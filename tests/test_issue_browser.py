@@ -2,12 +2,15 @@
 on a 360 px phone with no serious accessibility finding, and an editor writing,
 previewing and sending an issue in the admin, the progress page following it live."""
 
+from datetime import timedelta
+
 import pytest
 from django.conf import settings
 from django.contrib.auth.models import Permission, User
 from django.core import mail
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 from playwright.sync_api import expect
 
 from subscriptions.issues import services
@@ -99,11 +102,20 @@ def test_an_editor_writes_previews_and_sends_an_issue_and_watches_it_go(page, si
     page.get_by_label("Send now").check()
     page.get_by_role("button", name="Send to 25 readers").click()
 
-    expect(page.locator('[data-issue="left"]')).to_have_text("25")
+    expect(page.locator('[data-value="left"]')).to_have_text("25")
+    # The provider asks us to wait: the page says so as it polls, without a reload.
+    Issue.objects.filter(pk=issue.pk).update(
+        paused_until=timezone.now() + timedelta(minutes=1),
+        last_error="The provider said: AnymailRequestsAPIError: 429 Too Many Requests",
+    )
+    expect(page.locator("[data-note]")).to_have_text(
+        "The provider said: AnymailRequestsAPIError: 429 Too Many Requests"
+    )
+    Issue.objects.filter(pk=issue.pk).update(paused_until=None)
     from subscriptions.issues import delivery
 
     delivery.send_batches(held[0])  # a worker takes it
-    expect(page.locator('[data-issue="sent"]')).to_have_text("25")  # after the reload
+    expect(page.locator('[data-value="sent"]')).to_have_text("25")  # after the reload
     expect(page.get_by_role("heading", name="Sent")).to_be_visible()
     assert IssueDelivery.objects.filter(issue=issue, status="sent").count() == 25
     assert len(mail.outbox) == 25

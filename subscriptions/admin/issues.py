@@ -106,9 +106,36 @@ class IssueAdmin(admin.ModelAdmin):
         return obj is None or obj.status == Issue.Status.DRAFT
 
     def save_model(self, request: HttpRequest, obj: Issue, form: forms.Form, change: bool) -> None:
-        if not change:
-            obj.created_by = actor(request)
-        super().save_model(request, obj, form, change)
+        """Through the issue's services: a draft is created, or rewritten only while it
+        is one (a Save that lands after sending started changes nothing, and says so)."""
+        # A sent issue's form has no fields: what went out is shown, not edited.
+        written = {n: form.cleaned_data[n] for n in services.WRITTEN if n in form.cleaned_data}
+        if change:
+            try:
+                services.edit_issue(
+                    issue_id=obj.pk,
+                    changes={name: written[name] for name in form.changed_data},
+                    actor=actor(request),
+                )
+            except (IssueNotSendable, IssueInvalid) as exc:
+                request._issue_not_saved = str(exc)  # type: ignore[attr-defined]
+            return
+        created = services.create_issue(actor=actor(request), **written)
+        obj.pk, obj.created_by, obj._state.adding = created.pk, created.created_by, False
+
+    # No "changed" entry in the admin's history for a save that changed nothing (Django
+    # ignores what this returns; the stubs say it is always an entry).
+    def log_change(self, request: HttpRequest, obj: object, message: object) -> object:  # type: ignore[override]
+        if getattr(request, "_issue_not_saved", None):
+            return None
+        return super().log_change(request, obj, message)
+
+    def response_change(self, request: HttpRequest, obj: Issue) -> HttpResponse:
+        refusal = getattr(request, "_issue_not_saved", None)
+        if refusal:
+            self.message_user(request, refusal, messages.ERROR)
+            return redirect(reverse("admin:subscriptions_issue_change", args=[obj.pk]))
+        return super().response_change(request, obj)
 
     @admin.display(description="When", ordering="scheduled_at")
     def when(self, issue: Issue) -> str:
@@ -272,9 +299,11 @@ class IssueAdmin(admin.ModelAdmin):
     def progress_view(self, request: HttpRequest, pk: int) -> JsonResponse:
         issue = self._issue(request, pk)
         progress = selectors.progress(issue.pk)
+        waiting = bool(issue.paused_until and issue.paused_until > timezone.now())
         return JsonResponse(
             {
                 "status": issue.status,
+                "state": issue.status,  # the page reloads when it changes
                 "status_label": issue.get_status_display(),
                 "percent": progress.done_percent,
                 "audience": progress.audience,
@@ -285,8 +314,9 @@ class IssueAdmin(admin.ModelAdmin):
                 "left": progress.left,
                 "sent_more_than_once": progress.sent_more_than_once,
                 # For the provider (a refusal) or for the hourly cap: last_error says.
-                "waiting": bool(issue.paused_until and issue.paused_until > timezone.now()),
+                "waiting": waiting,
                 "last_error": issue.last_error,
+                "note": issue.last_error if waiting else "",
             }
         )
 

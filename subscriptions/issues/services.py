@@ -50,6 +50,10 @@ def check_content(*, subject: str, body: str) -> None:
         raise IssueInvalid(errors)
 
 
+# What an editor writes; the rest of an issue is the sending's.
+WRITTEN = ("newsletter", "subject", "preheader", "body", "subject_uk", "preheader_uk", "body_uk")
+
+
 def create_issue(
     *,
     newsletter: Newsletter,
@@ -57,16 +61,44 @@ def create_issue(
     body: str,
     preheader: str = "",
     actor: str,
+    **translations: str,
 ) -> Issue:
-    """A draft issue of `newsletter`."""
+    """A draft issue of `newsletter`; `translations` are its other versions' fields
+    (`subject_uk`, `preheader_uk`, `body_uk`)."""
     check_content(subject=subject, body=body)
+    unknown = set(translations) - set(WRITTEN)
+    if unknown:
+        raise TypeError(f"not an issue's written fields: {sorted(unknown)}")
     return Issue.objects.create(
         newsletter=newsletter,
         subject=subject.strip(),
         preheader=preheader.strip(),
         body=body,
         created_by=actor,
+        **translations,
     )
+
+
+def edit_issue(*, issue_id: int, changes: dict[str, object], actor: str) -> Issue:
+    """Rewrite a draft or scheduled issue; what went out (or is going) stays as it went
+    out. Only the written fields are saved, so the sending's own are never overwritten
+    with what an editor's form read earlier."""
+    unknown = set(changes) - set(WRITTEN)
+    if unknown:
+        raise TypeError(f"not an issue's written fields: {sorted(unknown)}")
+    with transaction.atomic():
+        issue = _locked(issue_id)
+        if issue.status not in (Status.DRAFT, Status.SCHEDULED):
+            raise IssueNotSendable(
+                f"This issue is {issue.get_status_display().lower()}: "
+                "what went out stays as it went out. Nothing was changed."
+            )
+        for name, value in changes.items():
+            setattr(issue, name, value)
+        check_content(subject=issue.subject, body=issue.body)
+        issue.save(update_fields=[*changes, "updated_at"])
+    logger.info("issue %s: edited %s (%s)", issue_id, sorted(changes), actor)
+    return issue
 
 
 def send_now(*, issue_id: int, actor: str) -> Issue:
