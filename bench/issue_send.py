@@ -220,12 +220,18 @@ def _send(issue_id: int, env: dict[str, str], count: int) -> Sent:
     return Sent(float(pressed), float(started), finished, int(audience), peaks)
 
 
-def _worker(n: int, env: dict[str, str]) -> subprocess.Popen:
+def _worker(n: int, env: dict[str, str], *, low_weight: bool = False) -> subprocess.Popen:
+    """A worker of the issues' queue, as docker-compose.yml's sender. `low_weight`: at
+    the lower CPU weight the sender has there (compose's `cpu_shares`), given here the
+    bare machine's way: its scheduling group's nice value (Linux's autogroup; a process
+    in a session of its own is weighed against the site's as a group, whatever the
+    nice value of its threads)."""
     log = (harness.REPO / "var" / f"bench-issue-worker-{n}.log").open("ab")
-    return subprocess.Popen(  # noqa: S603 - our interpreter and arguments
+    worker = subprocess.Popen(  # noqa: S603 - our interpreter and arguments
         [
             harness.PYTHON, "-m", "celery", "-A", "newsroom", "worker",
             "--pool", "threads", "--concurrency", "1",
+            "-Q", env.get("ISSUE_QUEUE", "issues"),
             "--without-gossip", "--without-mingle", "-n", f"bench-issue-{n}@%h",
         ],
         cwd=harness.REPO,
@@ -234,6 +240,9 @@ def _worker(n: int, env: dict[str, str]) -> subprocess.Popen:
         stdout=log,
         stderr=log,
     )  # fmt: skip
+    if low_weight:
+        Path(f"/proc/{worker.pid}/autogroup").write_text("19")
+    return worker
 
 
 def _wait_for_workers(env: dict[str, str], count: int) -> None:

@@ -10,10 +10,13 @@ One fresh database: the demo newsletters and 1,000,000 active readers of one of 
 built set-based and analysed; gunicorn as production runs it; wrk signs new addresses
 up to another newsletter (as bench.signup does), first with nothing else running, then
 while two Celery workers send the issue through anymail's Mailgun backend to the
-stand-in in tests/mailgun_stub.py (bench.issue_send's set-up). The database is dropped
-at the end.
+stand-in in tests/mailgun_stub.py (bench.issue_send's set-up). The workers are the
+issues' own, at a lower CPU weight than the site, as docker-compose.yml's sender
+(`BENCH_SENDER_WEIGHT=normal` gives them the site's, for comparison). The database is
+dropped at the end.
 """
 
+import os
 import sys
 import tempfile
 import time
@@ -59,7 +62,10 @@ def main() -> int:
                     f'"mg.news.example.org", "MAILGUN_API_URL": "{stub.api_url}"}}'
                 ),
             )
-            workers = [issue_send._worker(n, env) for n in range(2)]
+            # As docker-compose.yml runs them: the issues' own workers, at a lower CPU
+            # weight than the site (BENCH_SENDER_WEIGHT=normal: the same weight).
+            low = os.environ.get("BENCH_SENDER_WEIGHT", "low") == "low"
+            workers = [issue_send._worker(n, env, low_weight=low) for n in range(2)]
             try:
                 issue_send._wait_for_workers(env, 2)
                 harness.django(issue_send.PRESS_SEND, str(issue_id), env=env)

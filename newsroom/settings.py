@@ -251,9 +251,8 @@ NEWSROOM_POSTAL_ADDRESS = env.str("NEWSROOM_POSTAL_ADDRESS", default="")
 # (0: no cap): a plan's limits.
 ISSUE_MESSAGES_PER_SECOND = env.int("ISSUE_MESSAGES_PER_SECOND", default=0)
 ISSUE_MESSAGES_PER_HOUR = env.int("ISSUE_MESSAGES_PER_HOUR", default=0)
-# How much lower than the site's requests an issue's sending runs for the CPU (a nice
-# increment, 0-19), where workers share a machine with the site.
-ISSUE_SEND_NICENESS = env.int("ISSUE_SEND_NICENESS", default=19)
+# The Celery queue of issues' sending tasks: a worker of its own may take it (README).
+ISSUE_QUEUE = env.str("ISSUE_QUEUE", default="issues")
 
 # --- Editors: imports, privacy requests ---------------------------------------------------
 # Where uploaded import files and their reports are kept; web and worker must share it.

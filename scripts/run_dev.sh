@@ -20,8 +20,12 @@ fi
 
 if [ -n "${REDIS_URL:-}" ]; then
   echo "Redis answers at $REDIS_URL: starting a Celery worker with beat."
+  # One worker for both queues here: the default one and the issues' (ISSUE_QUEUE, as
+  # the settings read it, .env included).
+  ISSUE_QUEUE=$("$BIN/python" manage.py shell -c \
+    "from django.conf import settings; print(settings.ISSUE_QUEUE)" 2>/dev/null | tail -n 1)
   "$BIN/celery" -A newsroom worker -B --loglevel=info --concurrency=2 \
-    --schedule var/celerybeat-schedule &
+    -Q "celery,${ISSUE_QUEUE:-issues}" --schedule var/celerybeat-schedule &
   WORKER_PID=$!
   trap 'kill $WORKER_PID 2>/dev/null || true' EXIT
 else

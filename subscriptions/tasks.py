@@ -6,9 +6,8 @@ sent and does nothing."""
 
 import logging
 from dataclasses import asdict
-from functools import partial
 
-from celery import Task, shared_task
+from celery import shared_task
 from django.conf import settings
 from django.db import OperationalError
 
@@ -21,7 +20,6 @@ from subscriptions.lists.imports import reports as import_reports
 from subscriptions.mail import messages, outbox, sending
 from subscriptions.mail.retry_policy import is_permanent_failure, retry_countdown
 from subscriptions.membership import goal_counter, milestones
-from subscriptions.platform.priority import run_yielding
 from subscriptions.privacy import personal_data
 from subscriptions.signup import deferred_unsubscribes
 
@@ -71,20 +69,26 @@ def _esp_message_id(message: object) -> str:
     return str(message_id)
 
 
-@shared_task(name="subscriptions.tasks.send_issue", bind=True, acks_late=True)
-def send_issue(self: Task, issue_id: int) -> int:
+@shared_task(name="subscriptions.tasks.send_issue", acks_late=True)
+def send_issue(issue_id: int) -> int:
     """Send batches of an issue for a while, then hand the rest to a fresh task (or the
-    same after the provider's wait); returns how many copies it sent."""
-    # In a worker, at a lower CPU priority than the site's requests on the same machine;
-    # run eagerly (the embedded set-up) it stays in its caller's thread and transaction.
-    outcome = run_yielding(
-        partial(issue_delivery.send_batches_alone, issue_id),
-        niceness=0 if self.request.is_eager else settings.ISSUE_SEND_NICENESS,
-    )
-    if outcome.wait is not None:
-        send_issue.apply_async((issue_id,), countdown=outcome.wait)
+    same after the provider's wait); returns how many copies it sent. Its queue is the
+    issues' own (ISSUE_QUEUE), so a worker of its own can take it (README)."""
+    outcome = issue_delivery.send_batches_alone(issue_id)
+    if send_issue.request.is_eager and outcome.wait is not None:
+        # The embedded set-up (no broker) has no worker to come back later, and run
+        # eagerly a countdown would be no wait at all, only a recursion.
+        logger.warning(
+            "issue %s: must wait %.0f s, and without a broker no worker comes back for it: "
+            "set REDIS_URL and run a worker",
+            issue_id,
+            outcome.wait,
+        )
+    elif outcome.wait is not None:
+        countdown = min(outcome.wait, issue_delivery.LONGEST_TASK_WAIT)
+        send_issue.apply_async((issue_id,), countdown=countdown, queue=settings.ISSUE_QUEUE)
     elif outcome.more:
-        send_issue.delay(issue_id)
+        send_issue.apply_async((issue_id,), queue=settings.ISSUE_QUEUE)
     return outcome.sent
 
 

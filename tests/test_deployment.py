@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from django.conf import settings
 from django.core.management import call_command
 from django.db import DatabaseError, connection
 
@@ -47,13 +48,19 @@ def test_the_compose_file_has_the_production_shape_with_health_checks() -> None:
     compose = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())
     services = compose["services"]
 
-    assert set(services) == {"web", "worker", "beat", "db", "redis", "mailpit"}
-    # worker and beat reuse web's definition, so all three run one image and env file.
-    assert {services[name]["image"] for name in ("web", "worker", "beat")} == {"newsroom:latest"}
-    assert {services[name]["env_file"] for name in ("web", "worker", "beat")} == {".env"}
+    assert set(services) == {"web", "worker", "sender", "beat", "db", "redis", "mailpit"}
+    # worker, sender and beat reuse web's definition: one image and env file.
+    app = ("web", "worker", "sender", "beat")
+    assert {services[name]["image"] for name in app} == {"newsroom:latest"}
+    assert {services[name]["env_file"] for name in app} == {".env"}
     assert "/healthz/" in " ".join(services["web"]["healthcheck"]["test"])
-    for name in ("web", "worker", "db", "redis"):
+    for name in ("web", "worker", "sender", "db", "redis"):
         assert services[name]["healthcheck"]["test"], name
+    # Issues have a worker of their own, at a lower CPU weight; the default queue's
+    # worker (confirmation emails) does not take them.
+    assert "-Q celery" in services["worker"]["command"]
+    assert f"-Q {settings.ISSUE_QUEUE} " in services["sender"]["command"]
+    assert services["sender"]["cpu_shares"] < 1024  # Docker's default weight
 
 
 def _environment_from_env_example(tmp_path: Path) -> dict[str, str]:

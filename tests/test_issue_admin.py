@@ -180,7 +180,7 @@ def test_a_save_that_lands_after_sending_started_changes_nothing_and_says_so(new
     issue.refresh_from_db()
     assert (issue.subject, issue.status) == ("As written", "sent")
     shown = [str(m) for m in response.context["messages"]]
-    assert any("stays as it went out" in m for m in shown), shown
+    assert any("what went out stays as it went out" in m for m in shown), shown
     assert not any("changed successfully" in m for m in shown), shown
 
 

@@ -145,3 +145,79 @@ def test_two_workers_together_send_no_more_than_the_cap(hourly, monkeypatch):
     assert len(mail.outbox) == 240
     assert IssueDelivery.objects.filter(issue=issue, status="sent").count() == 240
     assert IssueDelivery.objects.filter(issue=issue, status="sending").count() == 0
+
+
+def test_a_long_wait_is_waited_in_steps_under_the_brokers_redelivery_time(hourly, monkeypatch):
+    """A task put off for an hour would be handed out twice by Redis (its visibility
+    timeout is an hour): the task comes back at most every LONGEST_TASK_WAIT seconds."""
+    from django.conf import settings
+
+    from subscriptions import tasks
+
+    newsletter = NewsletterFactory()
+    readers(newsletter, 300)
+    issue = draft(newsletter)
+    services.send_now(issue_id=issue.pk, actor="t")
+    enqueued: list[dict] = []
+    monkeypatch.setattr(
+        tasks.send_issue, "apply_async", lambda args, **options: enqueued.append(options)
+    )
+
+    tasks.send_issue(issue.pk)  # as a worker runs it
+
+    assert len(mail.outbox) == 250
+    assert enqueued == [{"countdown": delivery.LONGEST_TASK_WAIT, "queue": settings.ISSUE_QUEUE}]
+    assert (
+        settings.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] > delivery.LONGEST_TASK_WAIT
+    )
+
+
+def test_run_eagerly_a_wait_ends_the_task_instead_of_recursing(hourly):
+    from subscriptions import tasks
+
+    newsletter = NewsletterFactory()
+    readers(newsletter, 300)
+    issue = draft(newsletter)
+    services.send_now(issue_id=issue.pk, actor="t")
+
+    result = tasks.send_issue.apply(args=(issue.pk,))
+
+    assert result.successful(), result.traceback
+    assert len(mail.outbox) == 250
+    assert Issue.objects.get(pk=issue.pk).status == Issue.Status.SENDING
+
+
+def test_the_note_goes_once_sending_goes_on(hourly):
+    newsletter = NewsletterFactory()
+    readers(newsletter, 300)
+    issue = draft(newsletter)
+    services.send_now(issue_id=issue.pk, actor="t")
+    delivery.send_batches(issue.pk)
+    editor = logged_in(can_send=True)
+    assert editor.get(url("progress", issue)).json()["note"].startswith("The hourly cap")
+
+    an_hour_passes(hourly)
+    Issue.objects.filter(pk=issue.pk).update(paused_until=None)
+    delivery.send_batches(issue.pk)
+
+    progress = editor.get(url("progress", issue)).json()
+    assert (progress["status"], progress["note"]) == ("sent", "")
+    assert b"The hourly cap" not in editor.get(url("change", issue)).content
+
+
+def test_a_batch_whose_handing_over_broke_off_keeps_its_room(hourly, monkeypatch):
+    """The provider may have taken it before the break: it counts, and will count again
+    when the batch goes out after its lease, rather than the cap being overshot."""
+    newsletter = NewsletterFactory()
+    readers(newsletter, 100)
+    issue = draft(newsletter)
+    services.send_now(issue_id=issue.pk, actor="t")
+
+    def breaks(*args: object) -> None:
+        raise RuntimeError("the worker's database went away after the provider's answer")
+
+    monkeypatch.setattr(transport, "hand_over", breaks)
+    with pytest.raises(RuntimeError):
+        delivery.send_batches(issue.pk)
+
+    assert throttle.take_hour(1)[0] > 0  # the batch's 250 of room are still taken

@@ -3,6 +3,7 @@ reader who left, bounced or was suppressed before their batch, not a later sign-
 Each copy carries its reader's own one-click unsubscribe, which ends that newsletter
 only and counts against the issue."""
 
+import json
 import re
 from urllib.parse import urlsplit
 
@@ -296,3 +297,27 @@ def test_a_batch_whose_readers_all_left_does_not_stop_the_issue(monkeypatch):
 
     assert len(mail.outbox) == 20
     assert Issue.objects.get(pk=issue.pk).status == Issue.Status.SENT
+
+
+@pytest.mark.redis
+def test_an_issues_tasks_go_to_the_issues_queue_not_the_default_one(settings):
+    """So a worker of its own takes them (docker-compose.yml's sender), and the worker
+    that sends confirmation emails never waits behind a million-reader issue."""
+    from newsroom.celery import app as celery_app
+
+    settings.ISSUE_QUEUE = "tests-issues-queue"
+    issue = draft(NewsletterFactory())
+    celery_app.conf.task_always_eager = False
+    with celery_app.connection_for_write() as connection:
+        client = connection.default_channel.client
+        client.delete(settings.ISSUE_QUEUE)
+        default_before = client.llen(celery_app.conf.task_default_queue)
+
+        services.hand_to_workers(issue.pk)
+
+        queued = [json.loads(m) for m in client.lrange(settings.ISSUE_QUEUE, 0, -1)]
+        default_after = client.llen(celery_app.conf.task_default_queue)
+        client.delete(settings.ISSUE_QUEUE)
+    assert [m["headers"]["task"] for m in queued] == ["subscriptions.tasks.send_issue"] * 2
+    assert [m["headers"]["argsrepr"] for m in queued] == [f"({issue.pk},)"] * 2
+    assert default_after == default_before

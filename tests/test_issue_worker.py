@@ -44,10 +44,11 @@ def wait_for(condition: Callable[[], object], *, timeout: float, what: str) -> N
 
 
 @pytest.fixture
-def own_queue() -> Iterator[None]:
+def own_queue(settings) -> Iterator[None]:
     original = celery_app.conf.task_default_queue
     celery_app.conf.task_always_eager = False
     celery_app.conf.task_default_queue = QUEUE
+    settings.ISSUE_QUEUE = QUEUE
     with celery_app.connection_for_write() as connection:
         connection.default_channel.queue_purge(QUEUE)
     yield
@@ -69,6 +70,7 @@ def start_worker(own_queue, tmp_path) -> Iterator[Callable[[str], WorkerProcess]
             ],
             environment={
                 "REDIS_URL": celery_app.conf.broker_url,
+                "ISSUE_QUEUE": QUEUE,
                 "EMAIL_BACKEND": "anymail.backends.postmark.EmailBackend",
                 "ANYMAIL": (
                     f'{{"POSTMARK_SERVER_TOKEN": "test-token", "POSTMARK_API_URL": "{api_url}"}}'

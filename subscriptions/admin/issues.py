@@ -181,6 +181,7 @@ class IssueAdmin(admin.ModelAdmin):
                 progress=selectors.progress(issue.pk),
                 report=selectors.report(issue.pk),
                 progress_url=reverse("admin:subscriptions_issue_progress", args=[issue.pk]),
+                note=_note(issue),
             )
         return super().change_view(request, object_id, form_url, extra_context=context)
 
@@ -299,7 +300,7 @@ class IssueAdmin(admin.ModelAdmin):
     def progress_view(self, request: HttpRequest, pk: int) -> JsonResponse:
         issue = self._issue(request, pk)
         progress = selectors.progress(issue.pk)
-        waiting = bool(issue.paused_until and issue.paused_until > timezone.now())
+        waiting = _waiting(issue)
         return JsonResponse(
             {
                 "status": issue.status,
@@ -316,12 +317,23 @@ class IssueAdmin(admin.ModelAdmin):
                 # For the provider (a refusal) or for the hourly cap: last_error says.
                 "waiting": waiting,
                 "last_error": issue.last_error,
-                "note": issue.last_error if waiting else "",
+                "note": _note(issue),
             }
         )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Issue]:
         return super().get_queryset(request).select_related("newsletter")
+
+
+def _waiting(issue: Issue) -> bool:
+    """Put off for the provider (a refusal) or for the hourly cap; last_error says which."""
+    return bool(issue.paused_until and issue.paused_until > timezone.now())
+
+
+def _note(issue: Issue) -> str:
+    """Why an issue is not moving, while it is not: waiting, or paused after refusals."""
+    stalled = _waiting(issue) or issue.status == Issue.Status.PAUSED
+    return issue.last_error if stalled else ""
 
 
 def _sample(edition: rendering.Edition) -> tuple[str, str]:

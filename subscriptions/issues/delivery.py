@@ -42,6 +42,10 @@ TASK_SECONDS = 60
 REFUSALS_BEFORE_PAUSE = 8
 # How soon a task that found its process already sending tries again.
 BUSY_RETRY_SECONDS = 2.0
+# The longest a task is put off: a longer wait (an hour's cap) is waited in steps, each
+# under the broker's redelivery time (CELERY_BROKER_TRANSPORT_OPTIONS' visibility
+# timeout), past which Redis would hand the waiting task out a second time.
+LONGEST_TASK_WAIT = 600.0
 _one_batch_at_a_time = threading.Lock()
 
 Copy = IssueDelivery.Status
@@ -77,18 +81,22 @@ def send_batches(issue_id: int, *, budget_seconds: float = TASK_SECONDS) -> Outc
             if not finish_if_done(issue_id):  # a full hour is no reason to wait if all went
                 outcome.wait = _wait_for_the_hour(issue_id, hour_wait)
             return outcome
-        handed = transport.Handed()
         try:
             readers = claim_batch(issue, now=now, size=size)
+        except BaseException:
+            throttle.settle_hour(ticket, 0)  # nothing was claimed, so nothing went
+            raise
+        if not readers:
+            throttle.settle_hour(ticket, 0)
             if readers is None:
                 finish_if_done(issue_id)
                 return outcome
-            if not readers:
-                continue  # everyone in it left since the issue started
-            throttle.wait_for(len(readers))
-            handed = _hand_over(issue, readers, editions)
-        finally:
-            throttle.settle_hour(ticket, len(handed.sent) + len(handed.refused))
+            continue  # everyone in it left since the issue started
+        throttle.wait_for(len(readers))
+        # Should handing over fail midway, the room stays taken: the provider may have
+        # taken the batch, and it goes again once its lease runs out.
+        handed = _hand_over(issue, readers, editions)
+        throttle.settle_hour(ticket, len(handed.sent) + len(handed.refused))
         outcome.sent += len(handed.sent)
         if handed.stopped_by is not None:
             outcome.wait = _pause_for_refusal(issue_id, handed.stopped_by)
@@ -266,6 +274,8 @@ def _wait_for_the_hour(issue_id: int, seconds: float) -> float:
     until = timezone.now() + timedelta(seconds=seconds)
     Issue.objects.filter(pk=issue_id, status=Issue.Status.SENDING).update(
         paused_until=until,
+        # Not quiet while it waits: the sweep hands it on only if no task comes back.
+        progressed_at=until,
         last_error=(
             f"The hourly cap of {throttle.per_hour():,} messages "
             f"(ISSUE_MESSAGES_PER_HOUR) is reached; sending goes on at "

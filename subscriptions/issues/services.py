@@ -20,7 +20,7 @@ from django.utils import timezone
 from subscriptions.exceptions import IssueInvalid, IssueNotSendable
 from subscriptions.issues import copies, delivery, rendering
 from subscriptions.models import Issue, IssueDelivery, Newsletter, Subscription
-from subscriptions.platform.task_queue import send_to_worker
+from subscriptions.platform.task_queue import send_to_queue
 
 logger = logging.getLogger(__name__)
 
@@ -90,8 +90,9 @@ def edit_issue(*, issue_id: int, changes: dict[str, object], actor: str) -> Issu
         issue = _locked(issue_id)
         if issue.status not in (Status.DRAFT, Status.SCHEDULED):
             raise IssueNotSendable(
-                f"This issue is {issue.get_status_display().lower()}: "
-                "what went out stays as it went out. Nothing was changed."
+                f"This issue is {issue.get_status_display().lower()}: only a draft or a "
+                "scheduled issue can be changed, and what went out stays as it went out. "
+                "Nothing was changed."
             )
         for name, value in changes.items():
             setattr(issue, name, value)
@@ -208,7 +209,7 @@ def hand_to_workers(issue_id: int) -> None:
     scheduler's sweep hands a sending issue to the workers again."""
     try:
         for _ in range(PARALLEL_SENDERS):
-            send_to_worker(SEND_TASK, issue_id)
+            send_to_queue(SEND_TASK, settings.ISSUE_QUEUE, issue_id)
     except Exception:  # noqa: BLE001 - any broker failure; the sweep is the safety net
         logger.warning("could not enqueue issue %s; the sweep will", issue_id, exc_info=True)
 

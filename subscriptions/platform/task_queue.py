@@ -133,6 +133,13 @@ def send_to_worker(task_name: str, *args: object) -> str:
     return task_id
 
 
+def send_to_queue(task_name: str, queue: str, *args: object) -> str:
+    """Enqueue the task registered as `task_name` on `queue` rather than its default
+    one: through Celery itself (eagerly in the embedded set-up), since the hand-built
+    message is proved for the default queue only; for work enqueued rarely."""
+    return current_app.tasks[task_name].apply_async(args, queue=queue).id
+
+
 @lru_cache(maxsize=8)
 def _fits(app: Celery, broker_url: str) -> bool:
     """Read once per broker URL: the rest of the configuration is fixed at start-up."""

@@ -27,20 +27,20 @@
         if (name in progress) set(el, progress[name]);
       });
       Array.prototype.forEach.call(box.querySelectorAll("[data-note]"), function (el) {
-        var text = progress[el.getAttribute("data-note")];
-        if (text) {
-          el.hidden = false;
-          el.textContent = text;
-        }
+        var text = progress[el.getAttribute("data-note")] || "";
+        el.hidden = !text;
+        el.textContent = text;
       });
     }
 
     function poll() {
       window
         .fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
-        .then(function (response) { return response.ok ? response.json() : null; })
+        .then(function (response) {
+          if (!response.ok) throw new Error("HTTP " + response.status);  // a deploy, say
+          return response.json();
+        })
         .then(function (progress) {
-          if (!progress) return;
           show(progress);
           if (progress.state !== shown) {
             window.location.reload();
