@@ -28,8 +28,15 @@ BOUNDARY = "----newsroom-body-limits"
 TOO_LARGE_FORM = "The form was too large to send."
 # Not reader-facing, each with its own limit: the admin (Django's, and the import
 # upload's IMPORT_MAX_UPLOAD_BYTES), ESP and Stripe webhooks (signed or authenticated
-# before they are read), the health check (GET only).
-NOT_READER_FACING = (settings.ADMIN_URL, "anymail/", "webhooks/", "healthz/", "dev/")
+# before they are read), the health checks (GET only).
+NOT_READER_FACING = (
+    settings.ADMIN_URL,
+    "anymail/",
+    "webhooks/",
+    "healthz/",
+    "readyz/",
+    "dev/",
+)
 
 
 @pytest.fixture
