@@ -20,6 +20,8 @@ import ipaddress
 import logging
 import re
 
+from pythonjsonlogger.json import JsonFormatter
+
 # An "@" (or "%40", URL-encoded) followed by a domain with at least one dot; the local
 # part is looked for in the 64 characters before it (RFC 5321's limit), so a long run
 # of text costs linear time. The local part is RFC 5322 atext without the characters
@@ -117,19 +119,38 @@ class MaskPersonalData(logging.Filter):
         return True
 
 
-def logging_config(level: str) -> dict:
-    """settings.LOGGING: one console handler, masked. The Celery worker and beat use this
+class MaskedJsonFormatter(JsonFormatter):
+    """One JSON object per line (python-json-logger), masked like every line: the filter
+    masks the message and the traceback's text, and this formatter, which formats a
+    record's exception itself, masks that too."""
+
+    def formatException(self, ei: object) -> str:  # noqa: N802 - logging's naming
+        return mask_personal_data(super().formatException(ei))  # type: ignore[arg-type]
+
+
+LOG_FORMATS = ("plain", "json")
+_FIELDS = "%(asctime)s %(levelname)s %(name)s %(message)s"
+
+
+def logging_config(level: str, log_format: str = "plain") -> dict:
+    """settings.LOGGING: one console handler, masked, writing plain lines or
+    (`log_format="json"`) one JSON object per line. The Celery worker and beat use this
     configuration too (newsroom/celery.py), and gunicorn's own loggers get the same
     filter (newsroom/gunicorn.conf.py)."""
+    if log_format not in LOG_FORMATS:
+        raise ValueError(f"LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}, not {log_format!r}")
     return {
         "version": 1,
         "disable_existing_loggers": False,
         "filters": {"mask_personal_data": {"()": "newsroom.log_privacy.MaskPersonalData"}},
-        "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+        "formatters": {
+            "plain": {"format": _FIELDS},
+            "json": {"()": "newsroom.log_privacy.MaskedJsonFormatter", "fmt": _FIELDS},
+        },
         "handlers": {
             "console": {
                 "class": "logging.StreamHandler",
-                "formatter": "plain",
+                "formatter": log_format,
                 "filters": ["mask_personal_data"],
             }
         },

@@ -374,4 +374,6 @@ BLOCK_DISPOSABLE_EMAIL_DOMAINS = env.bool("BLOCK_DISPOSABLE_EMAIL_DOMAINS", defa
 SIGNUP_MAX_BODY_BYTES = env.int("SIGNUP_MAX_BODY_BYTES", default=16_384)
 
 # Logs hold no email addresses or IPs: every handler masks them (newsroom.log_privacy).
-LOGGING = logging_config(level=env.str("LOG_LEVEL", default="INFO"))
+LOGGING = logging_config(
+    level=env.str("LOG_LEVEL", default="INFO"), log_format=env.str("LOG_FORMAT", default="plain")
+)

@@ -490,3 +490,45 @@ def test_a_failed_admin_login_is_logged_without_the_username_or_ip(client, setti
     assert 'ip_address: "********************"' in log
     assert "editor" not in log
     assert "203.0.113" not in log
+
+
+def test_json_lines_are_one_object_each_and_masked_like_plain_ones() -> None:
+    """LOG_FORMAT=json: what a log shipper reads, with no address or IP in the message
+    or in the traceback the formatter writes itself."""
+    from newsroom.log_privacy import MaskedJsonFormatter, MaskPersonalData, logging_config
+
+    config = logging_config("INFO", "json")
+    handler_config = config["handlers"]["console"]
+    formatter_config = config["formatters"][handler_config["formatter"]]
+    assert formatter_config["()"] == "newsroom.log_privacy.MaskedJsonFormatter"
+    assert handler_config["filters"] == ["mask_personal_data"]
+    # The configured handler, on a logger of this test's own (not the process's root).
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(MaskedJsonFormatter(formatter_config["fmt"]))
+    handler.addFilter(MaskPersonalData())
+    logger = logging.getLogger("tests.json_lines")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        raise ValueError("refused victim@example.org from 203.0.113.9")
+    except ValueError:
+        logger.exception("could not send to %s", "victim@example.org")
+    finally:
+        logger.removeHandler(handler)
+
+    line = stream.getvalue().strip()
+    record = json.loads(line)
+    assert "\n" not in line
+    assert record["levelname"] == "ERROR"
+    assert record["name"] == "tests.json_lines"
+    assert record["message"] == "could not send to v***@example.org"
+    assert "ValueError: refused v***@example.org from 203.0.113.x" in record["exc_info"]
+    assert "victim@" not in line and "203.0.113.9" not in line
+
+
+def test_an_unknown_log_format_stops_start_up_with_the_choices() -> None:
+    from newsroom.log_privacy import logging_config
+
+    with pytest.raises(ValueError, match="LOG_FORMAT must be one of plain, json"):
+        logging_config("INFO", "xml")
