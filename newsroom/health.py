@@ -15,7 +15,6 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 
-import redis
 from django.conf import settings
 from django.db import DatabaseError, connection, connections
 from django.db.migrations.executor import MigrationExecutor
@@ -24,6 +23,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from newsroom.celery import app as celery_app
+from subscriptions.platform.redis_store import redis_client
 
 logger = logging.getLogger(__name__)
 
@@ -101,13 +101,7 @@ def _migrations() -> str:
 
 
 def _redis() -> str:
-    client = redis.Redis.from_url(
-        settings.REDIS_URL, socket_connect_timeout=_CHECK_TIMEOUT, socket_timeout=_CHECK_TIMEOUT
-    )
-    try:
-        client.ping()
-    finally:
-        client.close()
+    redis_client(settings.REDIS_URL).ping()  # the app's own pooled client, short timeouts
     return "ok"
 
 

@@ -1,7 +1,9 @@
 """Readers and issues for the issue-sending tests, made in bulk."""
 
+import threading
 import time
 
+from django.db import connection
 from django.utils import timezone
 
 from subscriptions.issues import delivery, services
@@ -56,3 +58,26 @@ def work_until_done(issue_id: int, *, limit: float = 30) -> list[float]:
             waits.append(outcome.wait)
             time.sleep(outcome.wait)
     return waits
+
+
+def workers_at_once(issue_id: int, count: int = 2) -> list[Exception]:
+    """`count` workers sending the issue at the same moment, each in a thread with its
+    own database connection, as on separate machines; returns what they raised."""
+    start = threading.Barrier(count)
+    errors: list[Exception] = []
+
+    def worker() -> None:
+        try:
+            start.wait()
+            delivery.send_batches(issue_id)
+        except Exception as exc:  # noqa: BLE001 - returned to the test
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return errors

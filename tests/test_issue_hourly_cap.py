@@ -3,19 +3,17 @@ workers, over a sliding hour: the issue waits, shown to editors, until the oldes
 the hour's batches are an hour old, and a batch that comes out smaller gives its room
 back. On Redis (shared by every worker) and in one process alike."""
 
-import threading
 from datetime import timedelta
 
 import pytest
 from django.core import mail
-from django.db import connection
 from django.utils import timezone
 
 from subscriptions.issues import delivery, services, throttle, transport
 from subscriptions.models import Issue, IssueDelivery
 from subscriptions.platform.redis_store import redis_client
 from tests.factories import NewsletterFactory
-from tests.issue_support import draft, readers
+from tests.issue_support import draft, readers, workers_at_once
 from tests.test_issue_admin import logged_in, url
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -124,21 +122,7 @@ def test_two_workers_together_send_no_more_than_the_cap(hourly, monkeypatch):
     readers(newsletter, 400)
     issue = draft(newsletter)
     services.send_now(issue_id=issue.pk, actor="t")
-    errors: list[Exception] = []
-
-    def worker() -> None:
-        try:
-            delivery.send_batches(issue.pk)
-        except Exception as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    errors = workers_at_once(issue.pk)
 
     assert not errors
     # 250 fits six batches of 40 (240) and not a seventh; whichever worker sent them.

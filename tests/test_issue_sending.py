@@ -22,7 +22,7 @@ from subscriptions.models import (
 )
 from subscriptions.tokens import unsubscribe_token
 from tests.factories import NewsletterFactory, SubscriptionFactory
-from tests.issue_support import draft, readers
+from tests.issue_support import draft, readers, workers_at_once
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -214,9 +214,6 @@ def test_a_batch_whose_worker_died_is_sent_again_after_its_lease_and_counted(mon
 
 @pytest.mark.postgres
 def test_two_workers_share_an_issue_without_sending_a_copy_twice(monkeypatch):
-    import threading
-
-    from django.db import connection
 
     newsletter = NewsletterFactory()
     readers(newsletter, 600)
@@ -224,23 +221,7 @@ def test_two_workers_share_an_issue_without_sending_a_copy_twice(monkeypatch):
     issue = draft(newsletter)
     monkeypatch.setattr(services, "hand_to_workers", lambda issue_id: None)
     services.send_now(issue_id=issue.pk, actor="test")
-    start = threading.Barrier(2)
-    errors = []
-
-    def worker():
-        try:
-            start.wait()
-            delivery.send_batches(issue.pk)
-        except Exception as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    errors = workers_at_once(issue.pk)
 
     assert not errors
     assert len(mail.outbox) == 600

@@ -1,17 +1,15 @@
 """A cap on messages a second (ISSUE_MESSAGES_PER_SECOND) holds across workers: it
 lives in Redis, and the batches shrink to what may go in a second."""
 
-import threading
 import time
 
 import pytest
 from django.core import mail
-from django.db import connection
 
-from subscriptions.issues import delivery, services, throttle, transport
+from subscriptions.issues import services, throttle, transport
 from subscriptions.platform.redis_store import redis_client
 from tests.factories import NewsletterFactory
-from tests.issue_support import draft, readers
+from tests.issue_support import draft, readers, workers_at_once
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -50,22 +48,8 @@ def test_two_workers_together_keep_to_the_cap(capped):
     readers(newsletter, 350)
     issue = draft(newsletter)
     services.send_now(issue_id=issue.pk, actor="t")
-    errors = []
-
-    def worker():
-        try:
-            delivery.send_batches(issue.pk)
-        except Exception as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-        finally:
-            connection.close()
-
     started = time.monotonic()
-    threads = [threading.Thread(target=worker) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    errors = workers_at_once(issue.pk)
     took = time.monotonic() - started
 
     assert not errors
